@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+// SPDX-License-Identifier: Apache-2.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "switchboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchboard", targets: ["SwitchboardCLI"]),
+        .library(name: "SwitchboardLog", targets: ["SwitchboardLog"]),
+        .library(name: "SwitchboardWire", targets: ["SwitchboardWire"]),
+        .library(name: "SwitchboardRouter", targets: ["SwitchboardRouter"]),
+        .library(name: "Switchboard", targets: ["Switchboard"]),
+        .library(name: "SwitchboardServices", targets: ["SwitchboardServices"]),
+        .library(name: "SwitchboardHTTP", targets: ["SwitchboardHTTP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // System-library shims: a module map and a header, no logic.
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // No pkgConfig: Debian's libzmq.pc adds a flag SwiftPM rejects; the module map links zmq.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // SHA-256 for the log's hash chain: libcrypto is already on the machine as libcurl's TLS backend.
+        .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "SwitchboardLog", dependencies: ["CLMDB", "COpenSSLCrypto"], swiftSettings: swiftSettings),
+        .target(name: "SwitchboardWire", dependencies: ["CZeroMQ"], swiftSettings: swiftSettings),
+        .target(
+            name: "SwitchboardRouter",
+            dependencies: ["SwitchboardLog", "SwitchboardWire"],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "Switchboard", dependencies: ["SwitchboardWire"], swiftSettings: swiftSettings),
+        .target(name: "SwitchboardServices", dependencies: ["Switchboard", "CCurl"], swiftSettings: swiftSettings),
+        .target(
+            name: "SwitchboardHTTP",
+            dependencies: ["Switchboard", "SwitchboardLog"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SwitchboardCLI",
+            dependencies: [
+                "SwitchboardLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // A child process for crash and multi-process tests: appends in a loop and reports each commit.
+        .executableTarget(
+            name: "LogAppender",
+            dependencies: ["SwitchboardLog"],
+            path: "Tests/Helpers/LogAppender",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardLogTests",
+            dependencies: ["SwitchboardLog", "LogAppender", "SwitchboardCLI"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

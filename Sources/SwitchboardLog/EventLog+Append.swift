@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CLMDB
+
+/// The positions an append was given.
+public struct AppendResult: Sendable, Hashable {
+    /// The first event's position (for an empty batch, the position the next event will get).
+    public var firstPosition: UInt64
+    /// The last event's position, which is the log's tail after the append.
+    public var lastPosition: UInt64
+
+    public var positions: ClosedRange<UInt64>? {
+        firstPosition <= lastPosition ? firstPosition...lastPosition : nil
+    }
+}
+
+extension EventLog {
+    /// Appends `events` in one write transaction (group commit): all of them or none.
+    ///
+    /// The events get consecutive positions after the current tail; every stream's expected version
+    /// is checked (counting earlier events of the same batch); indexes and projections are updated
+    /// in the same transaction. With ``Durability/fsync`` the events are on disk when this returns.
+    ///
+    /// - Throws: ``EventLogError`` — `.invalidEvent` (a limit broken), `.versionConflict` (nothing
+    ///   written), `.storage` (disk full, I/O error; nothing written).
+    @available(*, noasync, message: "append blocks on disk I/O; call it from a dedicated thread")
+    @discardableResult
+    public func append(_ events: [NewEvent]) throws -> AppendResult {
+        guard !isReadOnly else { throw EventLogError(.invalidEvent, "the event log is open read-only") }
+        for event in events {
+            try RecordCodec.validate(event, maximumPayloadSize: configuration.maximumPayloadSize)
+            if event.streamID.isEmpty && event.expectedVersion != .any {
+                throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(event.type))")
+            }
+        }
+        var records = events.map(RecordCodec.encode)
+        let hasher = SHA256Hasher()
+        return try EventLogError.mapping {
+            try environment.write { txn in
+                try appendRecords(events, &records, hasher: hasher, in: txn)
+            }
+        }
+    }
+
+    @available(*, noasync)
+    @discardableResult
+    public func append(_ event: NewEvent) throws -> AppendResult {
+        try append([event])
+    }
+
+    private func appendRecords(
+        _ events: [NewEvent], _ records: inout [[UInt8]], hasher: SHA256Hasher, in txn: Transaction
+    ) throws -> AppendResult {
+        var head = try Head.read(txn, databases.meta)
+        let first = head.position + 1
+        var streamVersions: [String: UInt64] = [:]
+        var recorded: [RecordedEvent] = []
+        recorded.reserveCapacity(events.count)
+        for index in events.indices {
+            let event = events[index]
+            var streamVersion: UInt64 = 0
+            if !event.streamID.isEmpty {
+                let current = try streamVersions[event.streamID] ?? currentStreamVersion(event.streamID, in: txn)
+                guard event.expectedVersion.admits(current) else {
+                    throw EventLogError(
+                        .versionConflict,
+                        "stream \(event.streamID) is at version \(current), the append expected \(event.expectedVersion)")
+                }
+                streamVersion = current + 1
+                streamVersions[event.streamID] = streamVersion
+            }
+            let position = head.position + 1
+            let checksum = RecordCodec.seal(
+                &records[index], position: position, streamVersion: streamVersion, previousHash: head.hash)
+            try withUnsafeBytes(of: position.bigEndian) { key in
+                try records[index].withUnsafeBytes { value in
+                    try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
+                }
+            }
+            if !event.runID.isEmpty {
+                try txn.put(databases.runs, key: IndexKeys.prefixed(event.runID, position), value: [])
+            }
+            if !event.streamID.isEmpty {
+                try txn.put(databases.streams, key: IndexKeys.prefixed(event.streamID, streamVersion),
+                            value: IndexKeys.position(position))
+            }
+            recorded.append(RecordedEvent(
+                position: position, type: event.type, schemaVersion: event.schemaVersion, runID: event.runID,
+                streamID: event.streamID, streamVersion: streamVersion, messageID: event.messageID,
+                causationID: event.causationID, timestamp: event.timestamp, payload: event.payload,
+                payloadEncoding: event.payloadEncoding, previousHash: head.hash, checksum: checksum))
+            head = Head(position: position, hash: hasher.digest(records[index]))
+        }
+        for (projection, database) in projections {
+            // A projection still catching up folds these events later, from the log.
+            guard try checkpoint(of: projection, in: txn) == first - 1 else { continue }
+            try projection.apply(recorded, to: ProjectionState(transaction: txn, database: database))
+            try setCheckpoint(head.position, of: projection, in: txn)
+        }
+        try txn.put(databases.meta, key: MetaKey.head, value: head.encoded)
+        return AppendResult(firstPosition: first, lastPosition: head.position)
+    }
+
+    /// The number of events in `streamID` as of `txn`.
+    func currentStreamVersion(_ streamID: String, in txn: Transaction) throws -> UInt64 {
+        let prefix = IndexKeys.prefix(streamID)
+        return try txn.withCursor(databases.streams) { cursor in
+            // The stream's last key is the one just before the first key past every version of it.
+            let entry = try cursor.seek(atOrAfter: IndexKeys.prefixed(streamID, .max)).flatMap { entry in
+                IndexKeys.number(in: entry.key, after: prefix) == .max ? entry : try cursor.previous()
+            } ?? cursor.last()
+            guard let entry else { return 0 }
+            return IndexKeys.number(in: entry.key, after: prefix) ?? 0
+        }
+    }
+}
+

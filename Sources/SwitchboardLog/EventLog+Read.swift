@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+
+extension EventLog {
+    /// The last position (0 for an empty log).
+    public func tail() throws -> UInt64 {
+        try EventLogError.mapping {
+            try environment.read { txn in
+                try txn.withCursor(databases.events) { cursor in
+                    try cursor.last().flatMap { IndexKeys.decodePosition($0.key) } ?? 0
+                }
+            }
+        }
+    }
+
+    /// The event at `position`, or nil past the tail.
+    /// - Throws: ``EventLogError`` `.corruptRecord` naming the position when the record fails its checks.
+    public func event(at position: UInt64) throws -> RecordedEvent? {
+        try EventLogError.mapping {
+            try environment.read { txn in
+                guard let bytes = try withUnsafeBytes(of: position.bigEndian, { key in
+                    try txn.get(databases.events, key: key)
+                }) else { return nil }
+                return try RecordCodec.decode(bytes, position: position)
+            }
+        }
+    }
+
+    /// Up to `limit` events from `position` on, in order.
+    public func events(from position: UInt64 = 1, limit: Int = .max) throws -> [RecordedEvent] {
+        try EventLogError.mapping {
+            try environment.read { txn in try readEvents(from: position, limit: limit, in: txn) }
+        }
+    }
+
+    /// Calls `body` with each event from `position` on until it returns false; returns how many it saw.
+    ///
+    /// One read transaction covers the whole walk: `body` sees a consistent snapshot.
+    @discardableResult
+    public func forEachEvent(from position: UInt64 = 1, _ body: (RecordedEvent) throws -> Bool) throws -> Int {
+        try EventLogError.mapping {
+            try environment.read { txn in
+                var count = 0
+                try walkRecords(from: position, in: txn) { view in
+                    count += 1
+                    return try body(RecordCodec.decode(view.bytes, position: view.position))
+                }
+                return count
+            }
+        }
+    }
+
+    /// Up to `limit` events of run `runID` at or after `position`, in order.
+    public func events(inRun runID: String, from position: UInt64 = 1, limit: Int = .max) throws -> [RecordedEvent] {
+        try indexed(databases.runs, id: runID, from: position, limit: limit) { key, _ in key }
+    }
+
+    /// Up to `limit` events of stream `streamID` from stream version `version` on, in order.
+    public func events(inStream streamID: String, fromVersion version: UInt64 = 1, limit: Int = .max) throws
+        -> [RecordedEvent]
+    {
+        try indexed(databases.streams, id: streamID, from: version, limit: limit) { _, value in
+            IndexKeys.decodePosition(value)
+        }
+    }
+
+    /// The number of events in `streamID` (0 when it has none).
+    public func streamVersion(_ streamID: String) throws -> UInt64 {
+        try EventLogError.mapping { try environment.read { txn in try currentStreamVersion(streamID, in: txn) } }
+    }
+
+    // MARK: - Internals shared by reads, catch-up and verification
+
+    func readEvents(from position: UInt64, limit: Int, in txn: Transaction) throws -> [RecordedEvent] {
+        var events: [RecordedEvent] = []
+        guard limit > 0 else { return events }
+        try walkRecords(from: position, in: txn) { view in
+            events.append(try RecordCodec.decode(view.bytes, position: view.position))
+            return events.count < limit
+        }
+        return events
+    }
+
+    /// Walks stored records from `position` with zero-copy, checksum-verified views.
+    func walkRecords(from position: UInt64, in txn: Transaction, _ body: (RecordView) throws -> Bool) throws {
+        try txn.withCursor(databases.events) { cursor in
+            var entry = try cursor.seek(atOrAfter: IndexKeys.position(max(position, 1)))
+            while let current = entry {
+                guard let position = IndexKeys.decodePosition(current.key) else {
+                    throw EventLogError(.corruptRecord, "events database holds a key of \(current.key.count) bytes")
+                }
+                guard try body(try RecordView(current.value, position: position)) else { return }
+                entry = try cursor.next()
+            }
+        }
+    }
+
+    /// Reads the events an index (`runs` or `streams`) lists under `id` from `number` on.
+    private func indexed(
+        _ index: Database, id: String, from number: UInt64, limit: Int,
+        position: (UInt64, UnsafeRawBufferPointer) -> UInt64?
+    ) throws -> [RecordedEvent] {
+        guard !id.isEmpty, limit > 0 else { return [] }
+        let prefix = IndexKeys.prefix(id)
+        return try EventLogError.mapping {
+            try environment.read { txn in
+                var events: [RecordedEvent] = []
+                try txn.withCursor(index) { cursor in
+                    var entry = try cursor.seek(atOrAfter: IndexKeys.prefixed(id, number))
+                    while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
+                        guard let target = position(key, current.value),
+                              let bytes = try withUnsafeBytes(of: target.bigEndian, { try txn.get(databases.events, key: $0) })
+                        else {
+                            throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
+                        }
+                        events.append(try RecordCodec.decode(bytes, position: target))
+                        if events.count == limit { break }
+                        entry = try cursor.next()
+                    }
+                }
+                return events
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// Where a run stands, as its lifecycle events say.
+public struct RunState: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let running = RunState(rawValue: "running")
+    public static let paused = RunState(rawValue: "paused")
+    public static let completed = RunState(rawValue: "completed")
+    public static let failed = RunState(rawValue: "failed")
+    public static let cancelled = RunState(rawValue: "cancelled")
+
+    public var description: String { rawValue }
+
+    /// The state an event of this type moves a run to, or nil when the type is not a lifecycle event.
+    static func after(eventType: String) -> RunState? {
+        switch eventType {
+        case "run.started", "run.resumed": .running
+        case "run.paused": .paused
+        case "run.completed": .completed
+        case "run.failed": .failed
+        case "run.cancelled": .cancelled
+        default: nil
+        }
+    }
+}
+
+/// One run's row in the run-status projection.
+public struct RunStatus: Sendable, Hashable {
+    public var runID: String
+    public var state: RunState
+    public var firstPosition: UInt64
+    public var lastPosition: UInt64
+    public var eventCount: UInt64
+    public var firstTimestamp: Timestamp
+    public var lastTimestamp: Timestamp
+
+    init(first event: RecordedEvent) {
+        runID = event.runID
+        state = RunState.after(eventType: event.type) ?? .running
+        firstPosition = event.position
+        lastPosition = event.position
+        eventCount = 1
+        firstTimestamp = event.timestamp
+        lastTimestamp = event.timestamp
+    }
+
+    mutating func fold(_ event: RecordedEvent) {
+        if let next = RunState.after(eventType: event.type) { state = next }
+        lastPosition = event.position
+        eventCount += 1
+        lastTimestamp = event.timestamp
+    }
+
+    /// Value format 1: u8 1, u8 length + state, u64 first, u64 last, u64 count, i64 ×2 timestamps (LE).
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = [1, UInt8(state.rawValue.utf8.count)]
+        out.append(contentsOf: state.rawValue.utf8)
+        for value in [firstPosition, lastPosition, eventCount, UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch),
+                      UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch)] {
+            withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+        }
+        return out
+    }
+
+    init?(runID: String, encoded bytes: [UInt8]) {
+        guard bytes.count >= 2, bytes[0] == 1 else { return nil }
+        let stateLength = Int(bytes[1])
+        guard bytes.count == 2 + stateLength + 40,
+              let state = String(validating: bytes[2..<2 + stateLength], as: UTF8.self)
+        else { return nil }
+        let numbers = bytes.withUnsafeBytes { raw in
+            (0..<5).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + $0 * 8, as: UInt64.self)) }
+        }
+        self.runID = runID
+        self.state = RunState(rawValue: state)
+        firstPosition = numbers[0]
+        lastPosition = numbers[1]
+        eventCount = numbers[2]
+        firstTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: numbers[3]))
+        lastTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: numbers[4]))
+    }
+}
+
+/// Built in: run id → ``RunStatus``, one LMDB lookup whatever the log's size.
+public struct RunStatusProjection: Projection {
+    public static let name = "run-status"
+    public var name: String { Self.name }
+    public var version: UInt32 { 1 }
+
+    public init() {}
+
+    public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
+        var rows: [String: RunStatus] = [:]
+        var order: [String] = []
+        for event in events where !event.runID.isEmpty {
+            if rows[event.runID] != nil {
+                rows[event.runID]?.fold(event)
+                continue
+            }
+            order.append(event.runID)
+            if let bytes = try state.value(forKey: Array(event.runID.utf8)) {
+                guard var row = RunStatus(runID: event.runID, encoded: bytes) else {
+                    throw EventLogError(.corruptRecord, "run-status row of run \(event.runID) is unreadable")
+                }
+                row.fold(event)
+                rows[event.runID] = row
+            } else {
+                rows[event.runID] = RunStatus(first: event)
+            }
+        }
+        for runID in order {
+            if let row = rows[runID] { try state.setValue(row.encoded(), forKey: Array(runID.utf8)) }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+
+extension RecordedEvent {
+    /// The event as one line of CloudEvents 1.0 JSON (structured mode).
+    ///
+    /// `id` is the position (unique within `source`, the log); `subject` the stream. Switchboard's
+    /// own fields are extension attributes: `sbposition`, `sbrun`, `sbstreamversion`, `sbmessage`,
+    /// `sbcausation`, `sbschema`. A JSON payload is embedded as `data`; anything else, including a
+    /// payload marked JSON that does not parse, is carried as `data_base64`.
+    /// - Parameter source: the log's URI, usually ``EventLog/cloudEventSource``.
+    public func cloudEventJSON(source: String) -> String {
+        var out = "{\"specversion\":\"1.0\""
+        func field(_ name: String, _ value: String) {
+            out += ",\"\(name)\":"
+            JSONText.appendString(value, to: &out)
+        }
+        field("id", String(position))
+        field("source", source)
+        field("type", type)
+        if !streamID.isEmpty { field("subject", streamID) }
+        field("time", timestamp.description)
+        out += ",\"sbposition\":\(position)"
+        if !runID.isEmpty { field("sbrun", runID) }
+        if !streamID.isEmpty { out += ",\"sbstreamversion\":\(streamVersion)" }
+        if !messageID.isEmpty { field("sbmessage", messageID) }
+        if !causationID.isEmpty { field("sbcausation", causationID) }
+        out += ",\"sbschema\":\(schemaVersion)"
+        if payloadEncoding == .json, JSONText.isValid(payload) {
+            field("datacontenttype", "application/json")
+            out += ",\"data\":" + String(decoding: payload, as: UTF8.self)
+        } else if !payload.isEmpty {
+            field("datacontenttype", payloadEncoding == .json ? "application/json" : "application/octet-stream")
+            field("data_base64", Base64.encode(payload))
+        }
+        return out + "}"
+    }
+}
+
+extension EventLog {
+    /// The URI that names this log as the `source` of its CloudEvents.
+    public var cloudEventSource: String { "urn:switchboard:log:\(identifier)" }
+}
+
+/// Minimal JSON text helpers, kept here so the core module needs no Foundation.
+enum JSONText {
+    static func appendString(_ value: String, to out: inout String) {
+        out += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
+    /// Whether `bytes` hold exactly one JSON value (RFC 8259), surrounded by optional white space.
+    static func isValid(_ bytes: [UInt8]) -> Bool {
+        guard String(validating: bytes, as: UTF8.self) != nil else { return false }
+        var parser = Recognizer(bytes: bytes)
+        parser.skipSpace()
+        guard parser.value(depth: 0) else { return false }
+        parser.skipSpace()
+        return parser.index == bytes.count
+    }
+
+    private struct Recognizer {
+        let bytes: [UInt8]
+        var index = 0
+
+        init(bytes: [UInt8]) { self.bytes = bytes }
+
+        var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        mutating func skipSpace() {
+            while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
+        }
+
+        mutating func literal(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            for offset in 0..<count where bytes[index + offset] != text.utf8Start[offset] { return false }
+            index += count
+            return true
+        }
+
+        mutating func value(depth: Int) -> Bool {
+            guard depth < 512, let byte = current else { return false }
+            switch byte {
+            case UInt8(ascii: "{"): return container(close: UInt8(ascii: "}"), keyed: true, depth: depth)
+            case UInt8(ascii: "["): return container(close: UInt8(ascii: "]"), keyed: false, depth: depth)
+            case UInt8(ascii: "\""): return string()
+            case UInt8(ascii: "t"): return literal("true")
+            case UInt8(ascii: "f"): return literal("false")
+            case UInt8(ascii: "n"): return literal("null")
+            default: return number()
+            }
+        }
+
+        mutating func container(close: UInt8, keyed: Bool, depth: Int) -> Bool {
+            index += 1
+            skipSpace()
+            if current == close {
+                index += 1
+                return true
+            }
+            while true {
+                if keyed {
+                    guard current == UInt8(ascii: "\""), string() else { return false }
+                    skipSpace()
+                    guard current == UInt8(ascii: ":") else { return false }
+                    index += 1
+                    skipSpace()
+                }
+                guard value(depth: depth + 1) else { return false }
+                skipSpace()
+                if current == UInt8(ascii: ",") {
+                    index += 1
+                    skipSpace()
+                } else if current == close {
+                    index += 1
+                    return true
+                } else {
+                    return false
+                }
+            }
+        }
+
+        mutating func string() -> Bool {
+            index += 1
+            while let byte = current {
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""): return true
+                case UInt8(ascii: "\\"):
+                    guard let escaped = current else { return false }
+                    index += 1
+                    if escaped == UInt8(ascii: "u") {
+                        for _ in 0..<4 {
+                            guard let hex = current, isHexDigit(hex) else { return false }
+                            index += 1
+                        }
+                    } else if !"\"\\/bfnrt".utf8.contains(escaped) {
+                        return false
+                    }
+                case 0..<0x20: return false
+                default: continue
+                }
+            }
+            return false
+        }
+
+        mutating func number() -> Bool {
+            if current == UInt8(ascii: "-") { index += 1 }
+            guard let first = current, isDigit(first) else { return false }
+            index += 1
+            if first != UInt8(ascii: "0") { digits() }
+            if current == UInt8(ascii: ".") {
+                index += 1
+                guard let next = current, isDigit(next) else { return false }
+                digits()
+            }
+            if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+                index += 1
+                if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
+                guard let next = current, isDigit(next) else { return false }
+                digits()
+            }
+            return true
+        }
+
+        mutating func digits() {
+            while let byte = current, isDigit(byte) { index += 1 }
+        }
+
+        func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
+        func isHexDigit(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
+        }
+    }
+}
+
+/// RFC 4648 base64 with padding.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let b0 = UInt32(bytes[index])
+            let b1 = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
+            let b2 = index + 2 < bytes.count ? UInt32(bytes[index + 2]) : 0
+            let triple = b0 << 16 | b1 << 8 | b2
+            out.append(alphabet[Int(triple >> 18 & 63)])
+            out.append(alphabet[Int(triple >> 12 & 63)])
+            out.append(index + 1 < bytes.count ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
+            out.append(index + 2 < bytes.count ? alphabet[Int(triple & 63)] : UInt8(ascii: "="))
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
