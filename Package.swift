@@ -29,10 +29,10 @@ let package = Package(
         // No pkgConfig: Debian's libzmq.pc adds a flag SwiftPM rejects; the module map links zmq.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        // SHA-256 for the log's hash chain: libcrypto is already on the machine as libcurl's TLS backend.
-        .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // SHA-256 (libcrypto, already on the machine as libcurl's TLS backend) and hardware CRC-32C.
+        .systemLibrary(name: "CHash", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        .target(name: "SwitchboardLog", dependencies: ["CLMDB", "COpenSSLCrypto"], swiftSettings: swiftSettings),
+        .target(name: "SwitchboardLog", dependencies: ["CLMDB", "CHash"], swiftSettings: swiftSettings),
         .target(name: "SwitchboardWire", dependencies: ["CZeroMQ"], swiftSettings: swiftSettings),
         .target(
             name: "SwitchboardRouter",

@@ -33,10 +33,9 @@ extension EventLog {
             }
         }
         var records = events.map(RecordCodec.encode)
-        let hasher = SHA256Hasher()
         return try EventLogError.mapping {
             try environment.write { txn in
-                try appendRecords(events, &records, hasher: hasher, in: txn)
+                try appendRecords(events, &records, in: txn)
             }
         }
     }
@@ -48,7 +47,7 @@ extension EventLog {
     }
 
     private func appendRecords(
-        _ events: [NewEvent], _ records: inout [[UInt8]], hasher: SHA256Hasher, in txn: Transaction
+        _ events: [NewEvent], _ records: inout [[UInt8]], in txn: Transaction
     ) throws -> AppendResult {
         var head = try Head.read(txn, databases.meta)
         let first = head.position + 1
@@ -88,7 +87,7 @@ extension EventLog {
                 streamID: event.streamID, streamVersion: streamVersion, messageID: event.messageID,
                 causationID: event.causationID, timestamp: event.timestamp, payload: event.payload,
                 payloadEncoding: event.payloadEncoding, previousHash: head.hash, checksum: checksum))
-            head = Head(position: position, hash: hasher.digest(records[index]))
+            head = Head(position: position, hash: SHA256Hasher.digest(records[index]))
         }
         for (projection, database) in projections {
             // A projection still catching up folds these events later, from the log.

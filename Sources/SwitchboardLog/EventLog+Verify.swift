@@ -38,7 +38,6 @@ extension EventLog {
     public func verify() throws -> VerificationReport {
         try EventLogError.mapping {
             try environment.read { txn in
-                let hasher = SHA256Hasher()
                 var report = VerificationReport(eventsChecked: 0, lastPosition: 0, headHash: .zero, problem: nil)
                 var runEntries = 0
                 var streamEntries = 0
@@ -47,13 +46,13 @@ extension EventLog {
                         guard view.position == report.lastPosition + 1 else {
                             throw EventLogError.corrupt(report.lastPosition + 1, "record missing (next is \(view.position))")
                         }
-                        guard view.previousHash.elementsEqual(report.headHash.bytes) else {
+                        guard SHA256Digest(raw: view.previousHash) == report.headHash else {
                             throw EventLogError.corrupt(
                                 view.position, "hash chain broken: previous-record hash does not match record \(report.lastPosition)")
                         }
                         if !view.field(1).isEmpty { runEntries += 1 }
                         if !view.field(2).isEmpty { streamEntries += 1 }
-                        report.headHash = hasher.digest(view.bytes)
+                        report.headHash = SHA256Hasher.digest(view.bytes)
                         report.lastPosition = view.position
                         report.eventsChecked += 1
                         return true

@@ -165,7 +165,7 @@ struct Head {
     init?(_ bytes: [UInt8]) {
         guard bytes.count == 40 else { return nil }
         position = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        hash = SHA256Digest(uncheckedBytes: Array(bytes[8...]))
+        hash = bytes.withUnsafeBytes { SHA256Digest(raw: UnsafeRawBufferPointer(rebasing: $0[8...])) }
     }
 
     var encoded: [UInt8] {

@@ -94,7 +94,16 @@ public struct RunStatusProjection: Projection {
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
         var rows: [String: RunStatus] = [:]
         var order: [String] = []
+        var previous: RunStatus?
         for event in events where !event.runID.isEmpty {
+            // Batches usually hold long runs of one run id: skip the dictionary for those.
+            if var row = previous, row.runID == event.runID {
+                row.fold(event)
+                previous = row
+                continue
+            }
+            if let row = previous { rows[row.runID] = row }
+            defer { previous = rows[event.runID] }
             if rows[event.runID] != nil {
                 rows[event.runID]?.fold(event)
                 continue
@@ -110,6 +119,7 @@ public struct RunStatusProjection: Projection {
                 rows[event.runID] = RunStatus(first: event)
             }
         }
+        if let row = previous { rows[row.runID] = row }
         for runID in order {
             if let row = rows[runID] { try state.setValue(row.encoded(), forKey: Array(runID.utf8)) }
         }

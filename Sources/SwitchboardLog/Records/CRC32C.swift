@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
+internal import CHash
 
-/// CRC-32C (Castagnoli), the checksum every stored record carries; slicing-by-8 in software.
+/// CRC-32C (Castagnoli), the checksum every stored record carries: the CPU's crc32 instruction
+/// where there is one, slicing-by-8 in software elsewhere.
 enum CRC32C {
+    static let usesHardware = sb_crc32c_hardware_available() != 0
+
     private static let tables: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
@@ -20,6 +24,13 @@ enum CRC32C {
 
     /// The checksum of `bytes`, continuing from `crc` (pass the result of a previous call to chain).
     static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        if usesHardware {
+            return ~sb_crc32c_hardware(~crc, bytes.baseAddress, bytes.count)
+        }
+        return software(bytes, continuing: crc)
+    }
+
+    static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var crc = ~crc
         var index = 0
         let count = bytes.count

@@ -39,21 +39,31 @@ enum RecordCodec {
 
     /// Encodes `event` with position, stream version, previous hash and checksum still zero; see ``seal``.
     static func encode(_ event: NewEvent) -> [UInt8] {
-        let strings = [event.type.utf8, event.runID.utf8, event.streamID.utf8, event.messageID.utf8,
-                       event.causationID.utf8]
-        var out = [UInt8]()
-        out.reserveCapacity(headerSize + strings.reduce(0) { $0 + $1.count } + event.payload.count)
-        out.append(formatVersion)
-        out.append(event.payloadEncoding.rawValue)
-        appendLittleEndian(event.schemaVersion, to: &out)
-        out.append(contentsOf: repeatElement(0, count: 4 + 8 + 8))
-        appendLittleEndian(event.timestamp.nanosecondsSinceEpoch, to: &out)
-        out.append(contentsOf: repeatElement(0, count: 32))
-        appendLittleEndian(UInt32(event.payload.count), to: &out)
-        for string in strings { out.append(UInt8(string.count)) }
-        for string in strings { out.append(contentsOf: string) }
-        out.append(contentsOf: event.payload)
-        return out
+        let strings = [event.type, event.runID, event.streamID, event.messageID, event.causationID]
+        let total = headerSize + strings.reduce(0) { $0 + $1.utf8.count } + event.payload.count
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            raw[0] = formatVersion
+            raw[1] = event.payloadEncoding.rawValue
+            raw.storeBytes(of: event.schemaVersion.littleEndian, toByteOffset: 2, as: UInt16.self)
+            raw.storeBytes(of: event.timestamp.nanosecondsSinceEpoch.littleEndian, toByteOffset: 24, as: Int64.self)
+            raw.storeBytes(of: UInt32(event.payload.count).littleEndian, toByteOffset: 64, as: UInt32.self)
+            var offset = headerSize
+            for (index, string) in strings.enumerated() {
+                var string = string
+                string.withUTF8 { utf8 in
+                    raw[68 + index] = UInt8(utf8.count)
+                    UnsafeMutableRawBufferPointer(rebasing: raw[offset..<offset + utf8.count])
+                        .copyMemory(from: UnsafeRawBufferPointer(utf8))
+                    offset += utf8.count
+                }
+            }
+            event.payload.withUnsafeBytes { payload in
+                UnsafeMutableRawBufferPointer(rebasing: raw[offset...]).copyMemory(from: payload)
+            }
+            count = total
+        }
     }
 
     /// Fills in what the log assigns and the checksum; returns the checksum.
@@ -63,7 +73,7 @@ enum RecordCodec {
         record.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: position.littleEndian, toByteOffset: positionOffset, as: UInt64.self)
             raw.storeBytes(of: streamVersion.littleEndian, toByteOffset: streamVersionOffset, as: UInt64.self)
-            previousHash.bytes.withUnsafeBytes { hash in
+            previousHash.withUnsafeBytes { hash in
                 UnsafeMutableRawBufferPointer(rebasing: raw[previousHashOffset..<previousHashOffset + 32])
                     .copyMemory(from: hash)
             }
@@ -83,10 +93,10 @@ enum RecordCodec {
     static func decode(_ record: UnsafeRawBufferPointer, position: UInt64) throws(EventLogError) -> RecordedEvent {
         let view = try RecordView(record, position: position)
         func string(_ bytes: UnsafeRawBufferPointer, _ name: String) throws(EventLogError) -> String {
-            guard let value = String(validating: bytes, as: UTF8.self) else {
-                throw EventLogError.corrupt(position, "\(name) is not valid UTF-8")
-            }
-            return value
+            guard !bytes.isEmpty else { return "" }
+            // The contiguous fast path; the bytes were valid UTF-8 when written and the checksum
+            // vouches for them, so a repair here would mean a checksum collision.
+            return String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
         }
         return RecordedEvent(
             position: position,
@@ -100,7 +110,7 @@ enum RecordCodec {
             timestamp: view.timestamp,
             payload: Array(view.payload),
             payloadEncoding: view.payloadEncoding,
-            previousHash: SHA256Digest(uncheckedBytes: Array(view.previousHash)),
+            previousHash: SHA256Digest(raw: view.previousHash),
             checksum: view.checksum
         )
     }

@@ -1,22 +1,50 @@
 // SPDX-License-Identifier: Apache-2.0
-internal import COpenSSLCrypto
+internal import CHash
 
 /// A SHA-256 digest: links each record to the one before it (the log's hash chain).
 public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
-    /// The 32 digest bytes.
-    public private(set) var bytes: [UInt8]
+    // Stored inline (no heap allocation per record); the words hold the bytes in memory order.
+    private var words: (UInt64, UInt64, UInt64, UInt64)
 
     /// The digest that precedes the first record: 32 zero bytes.
-    public static let zero = SHA256Digest(uncheckedBytes: [UInt8](repeating: 0, count: 32))
+    public static let zero = SHA256Digest(words: (0, 0, 0, 0))
+
+    private init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
+    }
 
     /// Wraps 32 digest bytes; returns nil for any other length.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }
-        self.bytes = Array(bytes)
+        self = Array(bytes).withUnsafeBytes { SHA256Digest(raw: $0) }
     }
 
-    init(uncheckedBytes: [UInt8]) {
-        self.bytes = uncheckedBytes
+    /// Reads 32 bytes (the caller guarantees the count).
+    init(raw: UnsafeRawBufferPointer) {
+        words = (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+    }
+
+    /// The 32 digest bytes.
+    public var bytes: [UInt8] {
+        withUnsafeBytes { Array($0) }
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: words, body)
+    }
+
+    public static func == (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
+        lhs.words == rhs.words
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
     }
 
     /// Lowercase hex.
@@ -32,31 +60,19 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Computes SHA-256 with libcrypto (hardware-accelerated where the CPU allows); one per thread.
-final class SHA256Hasher {
-    private let context: OpaquePointer
-
-    init() {
-        guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new: out of memory") }
-        self.context = context
+/// Computes SHA-256 with libcrypto (the CPU's SHA extensions where present).
+enum SHA256Hasher {
+    static func digest(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
+        var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        Swift.withUnsafeMutableBytes(of: &out) { raw in
+            // SHA256 returns its output pointer; it cannot fail for in-memory input.
+            _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count,
+                       raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
+        return Swift.withUnsafeBytes(of: out) { SHA256Digest(raw: $0) }
     }
 
-    deinit {
-        EVP_MD_CTX_free(context)
-    }
-
-    func digest(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        // EVP calls fail only on allocation failure or a broken provider: a programmer-level fault.
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1,
-              EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1,
-              EVP_DigestFinal_ex(context, &out, &length) == 1
-        else { preconditionFailure("libcrypto SHA-256 failed") }
-        return SHA256Digest(uncheckedBytes: out)
-    }
-
-    func digest(_ bytes: [UInt8]) -> SHA256Digest {
+    static func digest(_ bytes: [UInt8]) -> SHA256Digest {
         bytes.withUnsafeBytes { digest($0) }
     }
 }

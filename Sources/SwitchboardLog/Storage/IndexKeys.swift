@@ -14,15 +14,27 @@ enum IndexKeys {
 
     /// `runs` and `streams`: a length-prefixed id, then a big-endian number (position or version).
     static func prefixed(_ id: String, _ number: UInt64) -> [UInt8] {
-        var key = prefix(id)
-        withUnsafeBytes(of: number.bigEndian) { key.append(contentsOf: $0) }
-        return key
+        key(id, number: number)
     }
 
     static func prefix(_ id: String) -> [UInt8] {
-        var key: [UInt8] = [UInt8(id.utf8.count)]
-        key.append(contentsOf: id.utf8)
-        return key
+        key(id, number: nil)
+    }
+
+    private static func key(_ id: String, number: UInt64?) -> [UInt8] {
+        var id = id
+        return id.withUTF8 { utf8 in
+            let total = 1 + utf8.count + (number == nil ? 0 : 8)
+            return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+                buffer[0] = UInt8(utf8.count)
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                UnsafeMutableRawBufferPointer(rebasing: raw[1..<1 + utf8.count]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                if let number {
+                    raw.storeBytes(of: number.bigEndian, toByteOffset: 1 + utf8.count, as: UInt64.self)
+                }
+                count = total
+            }
+        }
     }
 
     /// The number after `prefix`, when `key` starts with it.
