@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Testing
+
+@testable import SwitchboardLog
+
+@Suite struct EventLogTests {
+    @Test func appendedEventsReadBackWithEveryField() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            let first = NewEvent(
+                type: "run.started", schemaVersion: 3, runID: "run-a", streamID: "agent/planner", messageID: "m1",
+                causationID: "c0", timestamp: Timestamp(nanosecondsSinceEpoch: 1_700_000_000_000_000_001),
+                payload: Array("{\"goal\":\"x\"}".utf8), payloadEncoding: .json, expectedVersion: .noStream)
+            let second = NewEvent(
+                type: "blob", runID: "", streamID: "", payload: [0, 1, 2, 255], payloadEncoding: .binary)
+            let result = try log.append([first, second])
+            #expect(result.firstPosition == 1 && result.lastPosition == 2)
+            #expect(try log.tail() == 2)
+
+            let events = try log.events()
+            #expect(events.count == 2)
+            let stored = try #require(events.first)
+            #expect(stored.position == 1)
+            #expect(stored.type == first.type && stored.schemaVersion == 3)
+            #expect(stored.runID == "run-a" && stored.streamID == "agent/planner" && stored.streamVersion == 1)
+            #expect(stored.messageID == "m1" && stored.causationID == "c0")
+            #expect(stored.timestamp == first.timestamp)
+            #expect(stored.payload == first.payload && stored.payloadEncoding == .json)
+            #expect(stored.previousHash == .zero)
+            #expect(events[1].payload == [0, 1, 2, 255] && events[1].payloadEncoding == .binary)
+            #expect(events[1].streamVersion == 0)
+            #expect(events[1].previousHash != .zero)
+            #expect(try log.event(at: 2) == events[1])
+            #expect(try log.event(at: 3) == nil)
+        }
+    }
+
+    @Test func eventsSurviveClosingAndReopening() throws {
+        try withTemporaryDirectory { dir in
+            let identifier: String
+            do {
+                let log = try EventLog.open(at: dir)
+                try log.append((0..<10).map { jsonEvent("e\($0)") })
+                identifier = log.identifier
+            }
+            let reopened = try EventLog.open(at: dir)
+            #expect(reopened.identifier == identifier)
+            #expect(try reopened.tail() == 10)
+            try reopened.append(jsonEvent("e10"))
+            #expect(try reopened.events().map(\.type) == (0...10).map { "e\($0)" })
+            #expect(try reopened.verify().isSound)
+        }
+    }
+
+    @Test func readsByRangeRunAndStream() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            for index in 0..<30 {
+                try log.append(jsonEvent("e\(index)", run: "run-\(index % 3)", stream: "s-\(index % 2)"))
+            }
+            #expect(try log.events(from: 5, limit: 3).map(\.position) == [5, 6, 7])
+            #expect(try log.events(from: 29).map(\.position) == [29, 30])
+            #expect(try log.events(from: 31).isEmpty)
+            #expect(try log.events(inRun: "run-1").map(\.position) == Array(stride(from: 2, through: 29, by: 3)))
+            #expect(try log.events(inRun: "run-1", from: 10, limit: 2).map(\.position) == [11, 14])
+            #expect(try log.events(inRun: "run-").isEmpty)
+            #expect(try log.events(inRun: "nope").isEmpty)
+            let stream = try log.events(inStream: "s-0")
+            #expect(stream.map(\.position) == Array(stride(from: 1, through: 29, by: 2)))
+            #expect(stream.map(\.streamVersion) == Array(1...15))
+            #expect(try log.events(inStream: "s-1", fromVersion: 14).map(\.streamVersion) == [14, 15])
+            #expect(try log.streamVersion("s-1") == 15)
+            #expect(try log.streamVersion("s-") == 0)
+        }
+    }
+
+    @Test func positionsAreGaplessUnderConcurrentAppenders() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir, configuration: .init(durability: .none))
+            let results = Mutex<[(thread: Int, result: AppendResult)]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { thread in
+                for batch in 0..<40 {
+                    let events = (0..<3).map { NewEvent(type: "t", runID: "run-\(thread)", streamID: "s-\(thread)",
+                                                        messageID: "\(thread).\(batch).\($0)") }
+                    let result = try! log.append(events)
+                    results.withLock { $0.append((thread, result)) }
+                }
+            }
+            let all = try log.events()
+            #expect(all.map(\.position) == Array(1...960))
+            #expect(try log.tail() == 960)
+            for (thread, result) in results.withLock({ $0 }) {
+                let batch = all[Int(result.firstPosition - 1)...Int(result.lastPosition - 1)]
+                #expect(batch.count == 3)
+                #expect(batch.allSatisfy { $0.runID == "run-\(thread)" })
+                #expect(batch.map { $0.messageID.split(separator: ".").last } == ["0", "1", "2"])
+            }
+            for thread in 0..<8 {
+                #expect(try log.events(inStream: "s-\(thread)").map(\.streamVersion) == Array(1...120))
+            }
+            #expect(try log.verify().isSound)
+        }
+    }
+
+    @Test func aConflictingExpectedVersionFailsAndWritesNothing() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            try log.append(NewEvent(type: "a", streamID: "order-1", expectedVersion: .noStream))
+            try log.append(NewEvent(type: "b", streamID: "order-1", expectedVersion: .exact(1)))
+            let before = try log.projectionState(named: "run-status")
+
+            do {
+                try log.append([
+                    NewEvent(type: "fine", runID: "r", streamID: "other"),
+                    NewEvent(type: "stale", runID: "r", streamID: "order-1", expectedVersion: .exact(1)),
+                ])
+                Issue.record("the conflicting append succeeded")
+            } catch let error as EventLogError {
+                #expect(error.code == .versionConflict)
+                #expect(error.message.contains("order-1") && error.message.contains("version 2"))
+            }
+            // Within one batch the earlier events count.
+            #expect(throws: EventLogError.self) {
+                try log.append([NewEvent(type: "c", streamID: "order-1", expectedVersion: .exact(2)),
+                                NewEvent(type: "d", streamID: "order-1", expectedVersion: .exact(2))])
+            }
+            #expect(try log.tail() == 2)
+            #expect(try log.streamVersion("other") == 0)
+            #expect(try log.events(inRun: "r").isEmpty)
+            #expect(try log.projectionState(named: "run-status") == before)
+            try log.append([NewEvent(type: "c", streamID: "order-1", expectedVersion: .exact(2)),
+                            NewEvent(type: "d", streamID: "order-1", expectedVersion: .exact(3))])
+            #expect(try log.streamVersion("order-1") == 4)
+            #expect(try log.verify().isSound)
+        }
+    }
+
+    @Test func invalidEventsAreRefusedWithClearErrors() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir, configuration: .init(maximumPayloadSize: 100))
+            let cases: [(NewEvent, String)] = [
+                (NewEvent(type: ""), "type must not be empty"),
+                (NewEvent(type: "t", payload: [UInt8](repeating: 1, count: 101)), "exceeds the limit of 100"),
+                (NewEvent(type: "t", messageID: String(repeating: "m", count: 300)), "message id is 300 bytes"),
+                (NewEvent(type: "t", expectedVersion: .exact(1)), "needs a stream id"),
+            ]
+            for (event, message) in cases {
+                do {
+                    try log.append([jsonEvent("ok"), event])
+                    Issue.record("accepted \(message)")
+                } catch let error as EventLogError {
+                    #expect(error.code == .invalidEvent)
+                    #expect(error.message.contains(message))
+                }
+            }
+            #expect(try log.tail() == 0)
+        }
+    }
+
+    @Test func aLogOpensOncePerProcessAndOnceForWriting() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            #expect { try EventLog.open(at: dir) } throws: { ($0 as? EventLogError)?.code == .alreadyOpen }
+            #expect { try EventLog.openReadOnly(at: dir + "/") } throws: { ($0 as? EventLogError)?.code == .alreadyOpen }
+            _ = log
+        }
+        try withTemporaryDirectory { dir in
+            #expect { try EventLog.openReadOnly(at: dir) } throws: { ($0 as? EventLogError)?.code == .notFound }
+            _ = try EventLog.open(at: dir)
+            let reader = try EventLog.openReadOnly(at: dir)
+            #expect { try reader.append(jsonEvent("x")) } throws: { ($0 as? EventLogError)?.code == .invalidEvent }
+        }
+    }
+
+    @Test func openAndCloseManyTimesLeaksNothing() throws {
+        try withTemporaryDirectory { dir in
+            for index in 0..<200 {
+                let log = try EventLog.open(at: dir)
+                try log.append(jsonEvent("e\(index)"))
+            }
+            let reader = try EventLog.openReadOnly(at: dir)
+            #expect(try reader.tail() == 200)
+            let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+            #expect(descriptors < 200)
+        }
+    }
+
+    @Test func theMapGrowsWellPastItsInitialSize() throws {
+        try withTemporaryDirectory { dir in
+            let initial = 1 << 20
+            let log = try EventLog.open(at: dir, configuration: .init(durability: .buffered, initialMapSize: initial))
+            let payload = [UInt8](repeating: 7, count: 4096)
+            for batch in 0..<40 {
+                try log.append((0..<100).map { NewEvent(type: "big", runID: "run-\(batch)", streamID: "s-\($0)",
+                                                         payload: payload, payloadEncoding: .binary) })
+            }
+            let stats = try log.statistics()
+            #expect(stats.eventCount == 4000)
+            #expect(stats.mapSize >= 16 * initial)
+            #expect(stats.fileSize > 16 * initial)
+            #expect(try log.verify().isSound)
+            #expect(try log.event(at: 3999)?.payload == payload)
+        }
+    }
+
+    @Test func statisticsCountEventsAndRuns() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            try log.append((0..<12).map { jsonEvent("e", run: "run-\($0 % 4)", stream: $0 < 6 ? "s" : "") })
+            try log.append(NewEvent(type: "no-run"))
+            let stats = try log.statistics()
+            #expect(stats.eventCount == 13 && stats.lastPosition == 13)
+            #expect(stats.runCount == 4)
+            #expect(stats.streamIndexEntries == 6)
+            #expect(stats.identifier == log.identifier && stats.identifier.count == 32)
+        }
+    }
+
+    @Test func cloudEventsAreValidJSONWithTheEventsFields() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            try log.append([
+                NewEvent(type: "tool.called", runID: "run-\"q\"", streamID: "tools", messageID: "m9",
+                         causationID: "m8", payload: Array("{\"args\":[1,\"é\"]}".utf8)),
+                NewEvent(type: "blob", payload: [0xDE, 0xAD], payloadEncoding: .binary),
+                NewEvent(type: "liar", payload: Array("{not json".utf8), payloadEncoding: .json),
+            ])
+            let events = try log.events()
+            let objects = try events.map { event in
+                let json = event.cloudEventJSON(source: log.cloudEventSource)
+                return try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            }
+            #expect(objects[0]["specversion"] as? String == "1.0")
+            #expect(objects[0]["id"] as? String == "1")
+            #expect(objects[0]["source"] as? String == "urn:switchboard:log:\(log.identifier)")
+            #expect(objects[0]["type"] as? String == "tool.called")
+            #expect(objects[0]["subject"] as? String == "tools")
+            #expect(objects[0]["sbrun"] as? String == "run-\"q\"")
+            #expect(objects[0]["sbmessage"] as? String == "m9")
+            #expect(objects[0]["sbcausation"] as? String == "m8")
+            #expect(objects[0]["sbposition"] as? Int == 1)
+            #expect(objects[0]["time"] as? String == events[0].timestamp.description)
+            #expect(((objects[0]["data"] as? [String: Any])?["args"] as? [Any])?.count == 2)
+            #expect(objects[1]["data_base64"] as? String == "3q0=")
+            #expect(objects[1]["datacontenttype"] as? String == "application/octet-stream")
+            #expect(objects[2]["data"] == nil && objects[2]["data_base64"] as? String == Data("{not json".utf8).base64EncodedString())
+        }
+    }
+}

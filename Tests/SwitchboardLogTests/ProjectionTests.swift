@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+import Testing
+
+@testable import SwitchboardLog
+
+/// Counts events per type; a second projection to test catch-up and versioning.
+struct TypeCountProjection: Projection {
+    var name: String { "type-count" }
+    var version: UInt32
+    func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
+        for event in events {
+            let key = Array(event.type.utf8)
+            let count = try state.value(forKey: key).map { UInt64($0[0]) | UInt64($0[1]) << 8 } ?? 0
+            let next = count + UInt64(version)
+            try state.setValue([UInt8(next & 0xFF), UInt8(next >> 8)], forKey: key)
+        }
+    }
+}
+
+@Suite struct ProjectionTests {
+    /// Interleaved runs with lifecycle events, appended in uneven batches.
+    static func appendWorkload(to log: EventLog) throws {
+        var generator = SystemRandomNumberGenerator()
+        var pending: [NewEvent] = []
+        for index in 0..<3000 {
+            let run = "run-\(index % 17)"
+            let type = index % 17 == 3 && index > 2000 ? "run.completed" : index % 29 == 0 ? "run.paused" : "step"
+            pending.append(jsonEvent(type, run: run, stream: run, "{\"i\":\(index)}"))
+            if Int.random(in: 0..<10, using: &generator) == 0 || index == 2999 {
+                try log.append(pending)
+                pending = []
+            }
+        }
+    }
+
+    @Test func rebuildingFromPositionZeroIsByteIdenticalToIncremental() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir, configuration: .init(durability: .none, projections: [TypeCountProjection(version: 1)]))
+            try Self.appendWorkload(to: log)
+            for name in ["run-status", "type-count"] {
+                let incremental = try log.projectionState(named: name)
+                #expect(incremental.checkpoint == 3000)
+                #expect(!incremental.entries.isEmpty)
+                try log.rebuildProjection(named: name)
+                let rebuilt = try log.projectionState(named: name)
+                #expect(rebuilt.checkpoint == 3000)
+                #expect(rebuilt.entries == incremental.entries)
+            }
+            #expect { try log.rebuildProjection(named: "nope") } throws: { ($0 as? EventLogError)?.code == .notFound }
+        }
+    }
+
+    @Test func runStatusFollowsLifecycleEvents() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            let t0 = Timestamp(nanosecondsSinceEpoch: 1000)
+            let t1 = Timestamp(nanosecondsSinceEpoch: 2000)
+            try log.append([NewEvent(type: "run.started", runID: "a", timestamp: t0),
+                            NewEvent(type: "step", runID: "b", timestamp: t0)])
+            try log.append([NewEvent(type: "step", runID: "a", timestamp: t0),
+                            NewEvent(type: "run.completed", runID: "a", timestamp: t1)])
+            try log.append(NewEvent(type: "run.failed", runID: "b", timestamp: t1))
+            let a = try #require(try log.runStatus("a"))
+            #expect(a.state == .completed)
+            #expect(a.firstPosition == 1 && a.lastPosition == 4 && a.eventCount == 3)
+            #expect(a.firstTimestamp == t0 && a.lastTimestamp == t1)
+            #expect(try log.runStatus("b")?.state == .failed)
+            #expect(try log.runStatus("b")?.eventCount == 2)
+            #expect(try log.runStatus("c") == nil)
+            #expect(try log.runs().map(\.runID) == ["a", "b"])
+        }
+    }
+
+    @Test func aNewProjectionOrVersionIsCaughtUpOnOpen() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let log = try EventLog.open(at: dir)
+                try Self.appendWorkload(to: log)
+            }
+            do {
+                let log = try EventLog.open(at: dir, configuration: .init(projections: [TypeCountProjection(version: 1)]))
+                let state = try log.projectionState(named: "type-count")
+                #expect(state.checkpoint == 3000)
+                let total = state.entries.reduce(0) { $0 + Int($1.value[0]) + Int($1.value[1]) << 8 }
+                #expect(total == 3000)
+                try log.append(jsonEvent("step"))
+                #expect(try log.projectionState(named: "type-count").checkpoint == 3001)
+            }
+            // A version bump discards the old state and folds everything again with the new code.
+            let log = try EventLog.open(at: dir, configuration: .init(projections: [TypeCountProjection(version: 2)]))
+            let state = try log.projectionState(named: "type-count")
+            #expect(state.checkpoint == 3001)
+            #expect(state.entries.reduce(0) { $0 + Int($1.value[0]) + Int($1.value[1]) << 8 } == 6002)
+        }
+    }
+}

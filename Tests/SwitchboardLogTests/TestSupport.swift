@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+
+@testable import SwitchboardLog
+
+/// A fresh directory under the system temp dir, removed when the test's closure returns.
+func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
+    var template = Array((NSTemporaryDirectory() + "/switchboard-test-XXXXXX").utf8CString)
+    guard let pointer = mkdtemp(&template) else { throw POSIXError(.EIO) }
+    let path = String(cString: pointer)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try body(path)
+}
+
+/// Where SwiftPM put the built products (the test bundle sits beside them).
+let productsDirectory: URL = {
+    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var directory = executable.deletingLastPathComponent()
+    // On Linux the test runner is `<products>/<package>PackageTests.xctest`.
+    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("switchboard").path),
+          directory.path != "/" {
+        directory = directory.deletingLastPathComponent()
+    }
+    return directory
+}()
+
+struct ProcessResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Runs a built product to completion and captures its output.
+func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = productsDirectory.appendingPathComponent(name)
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let error = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(
+        status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+        error: String(decoding: error, as: UTF8.self))
+}
+
+/// The payload LogAppender writes at `position` (mirrors Tests/Helpers/LogAppender).
+func appenderPayload(at position: UInt64, size: Int = 64) -> [UInt8] {
+    let head = Array("{\"position\":\(position),\"pad\":\"".utf8)
+    return head + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - head.count - 2)) + Array("\"}".utf8)
+}
+
+/// A JSON event for run `runID`, stream `streamID`.
+func jsonEvent(_ type: String, run runID: String = "run-1", stream streamID: String = "stream-1",
+               _ json: String = "{}") -> NewEvent {
+    NewEvent(type: type, runID: runID, streamID: streamID, json: json)
+}
