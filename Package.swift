@@ -62,9 +62,21 @@ let package = Package(
             path: "Tests/Helpers/LogAppender",
             swiftSettings: swiftSettings
         ),
+        .target(name: "TestSupport", dependencies: ["SwitchboardLog"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "SwitchboardLogTests",
-            dependencies: ["SwitchboardLog", "LogAppender", "SwitchboardCLI"],
+            dependencies: ["SwitchboardLog", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardWireTests",
+            dependencies: ["SwitchboardWire", "SwitchboardServices"],
+            swiftSettings: swiftSettings
+        ),
+        // Tests that start real processes: the CLI and the LogAppender helper.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["SwitchboardLog", "TestSupport", "LogAppender", "SwitchboardCLI"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import SwitchboardLog
+import TestSupport
 
 @Suite struct EventLogTests {
     @Test func appendedEventsReadBackWithEveryField() throws {

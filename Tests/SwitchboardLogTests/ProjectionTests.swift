@@ -2,6 +2,7 @@
 import Testing
 
 @testable import SwitchboardLog
+import TestSupport
 
 /// Counts events per type; a second projection to test catch-up and versioning.
 struct TypeCountProjection: Projection {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import SwitchboardLog
+import TestSupport
 
 @Suite struct RecordCodecTests {
     @Test func crc32cMatchesTheStandardCheckValue() {

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-import Foundation
-import Testing
+public import Foundation
 
-@testable import SwitchboardLog
+public import SwitchboardLog
 
 /// A fresh directory under the system temp dir, removed when the test's closure returns.
-func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
+public func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
     var template = Array((NSTemporaryDirectory() + "/switchboard-test-XXXXXX").utf8CString)
     guard let pointer = mkdtemp(&template) else { throw POSIXError(.EIO) }
     let path = String(cString: pointer)
@@ -14,7 +13,7 @@ func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
 }
 
 /// Where SwiftPM put the built products (the test bundle sits beside them).
-let productsDirectory: URL = {
+public let productsDirectory: URL = {
     let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     var directory = executable.deletingLastPathComponent()
     // On Linux the test runner is `<products>/<package>PackageTests.xctest`.
@@ -25,14 +24,14 @@ let productsDirectory: URL = {
     return directory
 }()
 
-struct ProcessResult {
-    var status: Int32
-    var output: String
-    var error: String
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var output: String
+    public var error: String
 }
 
 /// Runs a built product to completion and captures its output.
-func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessResult {
+public func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessResult {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(name)
     process.arguments = arguments
@@ -50,13 +49,13 @@ func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessResult {
 }
 
 /// The payload LogAppender writes at `position` (mirrors Tests/Helpers/LogAppender).
-func appenderPayload(at position: UInt64, size: Int = 64) -> [UInt8] {
+public func appenderPayload(at position: UInt64, size: Int = 64) -> [UInt8] {
     let head = Array("{\"position\":\(position),\"pad\":\"".utf8)
     return head + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - head.count - 2)) + Array("\"}".utf8)
 }
 
 /// A JSON event for run `runID`, stream `streamID`.
-func jsonEvent(_ type: String, run runID: String = "run-1", stream streamID: String = "stream-1",
+public func jsonEvent(_ type: String, run runID: String = "run-1", stream streamID: String = "stream-1",
                _ json: String = "{}") -> NewEvent {
     NewEvent(type: type, runID: runID, streamID: streamID, json: json)
 }
