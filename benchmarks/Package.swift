@@ -1,0 +1,29 @@
+// swift-tools-version:6.1
+// SPDX-License-Identifier: Apache-2.0
+// Benchmarks live in their own package so the benchmark tooling never enters the main build graph.
+import PackageDescription
+
+// A path dependency is named after its directory, which depends on where the repository was cloned.
+let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "switchboard"
+
+let package = Package(
+    name: "switchboard-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: ".."),
+        // The default traits need a package that is not available here; the malloc interposer suffices.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "EventLogBenchmarks",
+            dependencies: [
+                .product(name: "SwitchboardLog", package: root),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/EventLogBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ]
+)
