@@ -13,7 +13,7 @@ work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" bench-log.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 size=256
 
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 
 printf '%-28s %14s %14s %7s\n' "case" "raw LMDB/s" "switchboard/s" "ratio"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #ifndef SWITCHBOARD_CHASH_SHIM_H
 #define SWITCHBOARD_CHASH_SHIM_H
-// The low-level SHA-256 API skips EVP's per-call provider lookup (3x slower for small records);
+// The low-level SHA-256 API skips EVP's per-call provider fetch (2x slower for small records);
 // OpenSSL 3 marks it deprecated but keeps it.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/sha.h>

@@ -48,7 +48,7 @@ struct LogStat: ParsableCommand {
             events:         \(stats.eventCount)
             last position:  \(stats.lastPosition)
             runs:           \(stats.runCount)
-            stream entries: \(stats.streamIndexEntries)
+            index entries:  \(stats.indexEntries)
             file size:      \(stats.fileSize) bytes
             map size:       \(stats.mapSize) bytes
             """)

@@ -76,11 +76,16 @@ extension EventLog {
                 }
             }
             if !event.runID.isEmpty {
-                try txn.put(databases.runs, key: IndexKeys.prefixed(event.runID, position), value: [])
+                try IndexKeys.withKey(.run, event.runID, position) { key in
+                    try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
             }
             if !event.streamID.isEmpty {
-                try txn.put(databases.streams, key: IndexKeys.prefixed(event.streamID, streamVersion),
-                            value: IndexKeys.position(position))
+                try IndexKeys.withKey(.stream, event.streamID, streamVersion) { key in
+                    try withUnsafeBytes(of: position.bigEndian) { value in
+                        try txn.put(databases.index, key: key, value: value)
+                    }
+                }
             }
             recorded.append(RecordedEvent(
                 position: position, type: event.type, schemaVersion: event.schemaVersion, runID: event.runID,
@@ -101,10 +106,10 @@ extension EventLog {
 
     /// The number of events in `streamID` as of `txn`.
     func currentStreamVersion(_ streamID: String, in txn: Transaction) throws -> UInt64 {
-        let prefix = IndexKeys.prefix(streamID)
-        return try txn.withCursor(databases.streams) { cursor in
+        let prefix = IndexKeys.prefix(.stream, streamID)
+        return try txn.withCursor(databases.index) { cursor in
             // The stream's last key is the one just before the first key past every version of it.
-            let entry = try cursor.seek(atOrAfter: IndexKeys.prefixed(streamID, .max)).flatMap { entry in
+            let entry = try cursor.seek(atOrAfter: IndexKeys.key(.stream, streamID, .max)).flatMap { entry in
                 IndexKeys.number(in: entry.key, after: prefix) == .max ? entry : try cursor.previous()
             } ?? cursor.last()
             guard let entry else { return 0 }

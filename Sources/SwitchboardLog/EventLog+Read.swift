@@ -51,14 +51,14 @@ extension EventLog {
 
     /// Up to `limit` events of run `runID` at or after `position`, in order.
     public func events(inRun runID: String, from position: UInt64 = 1, limit: Int = .max) throws -> [RecordedEvent] {
-        try indexed(databases.runs, id: runID, from: position, limit: limit) { key, _ in key }
+        try indexed(.run, id: runID, from: position, limit: limit) { key, _ in key }
     }
 
     /// Up to `limit` events of stream `streamID` from stream version `version` on, in order.
     public func events(inStream streamID: String, fromVersion version: UInt64 = 1, limit: Int = .max) throws
         -> [RecordedEvent]
     {
-        try indexed(databases.streams, id: streamID, from: version, limit: limit) { _, value in
+        try indexed(.stream, id: streamID, from: version, limit: limit) { _, value in
             IndexKeys.decodePosition(value)
         }
     }
@@ -94,18 +94,18 @@ extension EventLog {
         }
     }
 
-    /// Reads the events an index (`runs` or `streams`) lists under `id` from `number` on.
+    /// Reads the events an index lists under `id` from `number` on.
     private func indexed(
-        _ index: Database, id: String, from number: UInt64, limit: Int,
+        _ kind: IndexKeys.Kind, id: String, from number: UInt64, limit: Int,
         position: (UInt64, UnsafeRawBufferPointer) -> UInt64?
     ) throws -> [RecordedEvent] {
         guard !id.isEmpty, limit > 0 else { return [] }
-        let prefix = IndexKeys.prefix(id)
+        let prefix = IndexKeys.prefix(kind, id)
         return try EventLogError.mapping {
             try environment.read { txn in
                 var events: [RecordedEvent] = []
-                try txn.withCursor(index) { cursor in
-                    var entry = try cursor.seek(atOrAfter: IndexKeys.prefixed(id, number))
+                try txn.withCursor(databases.index) { cursor in
+                    var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
                     while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
                         guard let target = position(key, current.value),
                               let bytes = try withUnsafeBytes(of: target.bigEndian, { try txn.get(databases.events, key: $0) })

@@ -27,7 +27,8 @@ public struct LogStatistics: Sendable, Hashable {
     public var eventCount: Int
     public var lastPosition: UInt64
     public var runCount: Int
-    public var streamIndexEntries: Int
+    /// Entries of the run and stream indexes together.
+    public var indexEntries: Int
     public var fileSize: Int
     public var mapSize: Int
 }
@@ -67,10 +68,13 @@ extension EventLog {
                     report.problem = .init(
                         position: report.lastPosition,
                         reason: "head in meta (position \(head.position), hash \(head.hash)) does not match the last record")
-                } else if try txn.entryCount(databases.runs) != runEntries {
-                    report.problem = .init(position: nil, reason: "run index holds \(try txn.entryCount(databases.runs)) entries for \(runEntries) events")
-                } else if try txn.entryCount(databases.streams) != streamEntries {
-                    report.problem = .init(position: nil, reason: "stream index holds \(try txn.entryCount(databases.streams)) entries for \(streamEntries) events")
+                } else {
+                    let (runIndexed, streamIndexed) = try countIndexEntries(in: txn)
+                    if runIndexed != runEntries {
+                        report.problem = .init(position: nil, reason: "run index holds \(runIndexed) entries for \(runEntries) events")
+                    } else if streamIndexed != streamEntries {
+                        report.problem = .init(position: nil, reason: "stream index holds \(streamIndexed) entries for \(streamEntries) events")
+                    }
                 }
                 return report
             }
@@ -91,10 +95,29 @@ extension EventLog {
                     eventCount: try txn.entryCount(databases.events),
                     lastPosition: last,
                     runCount: try runTable.map { try txn.entryCount($0) } ?? 0,
-                    streamIndexEntries: try txn.entryCount(databases.streams),
+                    indexEntries: try txn.entryCount(databases.index),
                     fileSize: fileSize(path + "/data.mdb") ?? 0,
                     mapSize: mapSize)
             }
+        }
+    }
+}
+
+extension EventLog {
+    /// Counts the run and stream index entries (a full walk of the index: for verification only).
+    fileprivate func countIndexEntries(in txn: Transaction) throws -> (runs: Int, streams: Int) {
+        try txn.withCursor(databases.index) { cursor in
+            var counts = (runs: 0, streams: 0)
+            var entry = try cursor.first()
+            while let current = entry {
+                switch current.key.first {
+                case IndexKeys.Kind.run.rawValue: counts.runs += 1
+                case IndexKeys.Kind.stream.rawValue: counts.streams += 1
+                default: throw EventLogError(.corruptRecord, "index holds a key of unknown kind")
+                }
+                entry = try cursor.next()
+            }
+            return counts
         }
     }
 }

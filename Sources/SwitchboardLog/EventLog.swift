@@ -35,12 +35,11 @@ public final class EventLog: Sendable {
 
     struct Databases: Sendable {
         let events: Database
-        let runs: Database
-        let streams: Database
+        let index: Database
         let meta: Database
     }
 
-    static let fixedDatabaseNames = ["events", "runs", "streams", "meta"]
+    static let fixedDatabaseNames = ["events", "index", "meta"]
 
     /// Opens the log in `path` for writing, creating the directory and the log if needed.
     ///
@@ -100,8 +99,8 @@ public final class EventLog: Sendable {
             } catch let error as LMDBError where readOnly && error.returnCode == MDB_NOTFOUND {
                 throw EventLogError(.notFound, "no event log in \(path) (not initialised by a writer)")
             }
-            databases = Databases(events: opened[0], runs: opened[1], streams: opened[2], meta: opened[3])
-            projections = zip(all, opened.dropFirst(4)).map { ($0, $1) }
+            databases = Databases(events: opened[0], index: opened[1], meta: opened[2])
+            projections = zip(all, opened.dropFirst(Self.fixedDatabaseNames.count)).map { ($0, $1) }
         } catch let error as LMDBError {
             throw EventLogError.storage(error)
         }

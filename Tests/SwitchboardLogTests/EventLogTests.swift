@@ -214,7 +214,7 @@ import TestSupport
             let stats = try log.statistics()
             #expect(stats.eventCount == 13 && stats.lastPosition == 13)
             #expect(stats.runCount == 4)
-            #expect(stats.streamIndexEntries == 6)
+            #expect(stats.indexEntries == 12 + 6)
             #expect(stats.identifier == log.identifier && stats.identifier.count == 32)
         }
     }

@@ -65,9 +65,12 @@ enum SHA256Hasher {
     static func digest(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
         var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         Swift.withUnsafeMutableBytes(of: &out) { raw in
-            // SHA256 returns its output pointer; it cannot fail for in-memory input.
-            _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count,
-                       raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            // The low-level calls: OpenSSL 3's one-shot SHA256() fetches and frees a provider object
+            // on every call, twice as slow for records this small. They fail only for a null context.
+            var context = SHA256_CTX()
+            _ = SHA256_Init(&context)
+            _ = SHA256_Update(&context, bytes.baseAddress, bytes.count)
+            _ = SHA256_Final(raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &context)
         }
         return Swift.withUnsafeBytes(of: out) { SHA256Digest(raw: $0) }
     }

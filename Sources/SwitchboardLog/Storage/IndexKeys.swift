@@ -2,6 +2,15 @@
 
 /// Key layouts of the log's LMDB databases (docs/events.md, "Storage").
 enum IndexKeys {
+    /// Which index of the shared `index` database a key belongs to. Both live in one database so
+    /// that an append dirties one index page per commit, not two.
+    enum Kind: UInt8 {
+        /// `r`: run id and position → empty.
+        case run = 0x72
+        /// `s`: stream id and stream version → position (8 bytes big-endian).
+        case stream = 0x73
+    }
+
     /// `events`: the position as 8 bytes big-endian, so memcmp order is numeric order (`MDB_APPEND`).
     static func position(_ position: UInt64) -> [UInt8] {
         withUnsafeBytes(of: position.bigEndian) { Array($0) }
@@ -12,27 +21,29 @@ enum IndexKeys {
         return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
     }
 
-    /// `runs` and `streams`: a length-prefixed id, then a big-endian number (position or version).
-    static func prefixed(_ id: String, _ number: UInt64) -> [UInt8] {
-        key(id, number: number)
+    /// `index`: the kind, the id's length, the id, then a big-endian number (position or version).
+    static func key(_ kind: Kind, _ id: String, _ number: UInt64) -> [UInt8] {
+        withKey(kind, id, number) { Array($0) }
     }
 
-    static func prefix(_ id: String) -> [UInt8] {
-        key(id, number: nil)
+    /// The part of every key of `id` in the `kind` index before its number.
+    static func prefix(_ kind: Kind, _ id: String) -> [UInt8] {
+        Array(key(kind, id, 0).dropLast(8))
     }
 
-    private static func key(_ id: String, number: UInt64?) -> [UInt8] {
+    /// Calls `body` with the key of `id` and `number`, built on the stack.
+    static func withKey<R>(
+        _ kind: Kind, _ id: String, _ number: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
         var id = id
-        return id.withUTF8 { utf8 in
-            let total = 1 + utf8.count + (number == nil ? 0 : 8)
-            return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
-                buffer[0] = UInt8(utf8.count)
-                let raw = UnsafeMutableRawBufferPointer(buffer)
-                UnsafeMutableRawBufferPointer(rebasing: raw[1..<1 + utf8.count]).copyMemory(from: UnsafeRawBufferPointer(utf8))
-                if let number {
-                    raw.storeBytes(of: number.bigEndian, toByteOffset: 1 + utf8.count, as: UInt64.self)
-                }
-                count = total
+        return try id.withUTF8 { utf8 in
+            try withUnsafeTemporaryAllocation(byteCount: utf8.count + 10, alignment: 8) { raw in
+                raw[0] = kind.rawValue
+                raw[1] = UInt8(utf8.count)
+                UnsafeMutableRawBufferPointer(rebasing: raw[2..<2 + utf8.count])
+                    .copyMemory(from: UnsafeRawBufferPointer(utf8))
+                raw.storeBytes(of: number.bigEndian, toByteOffset: 2 + utf8.count, as: UInt64.self)
+                return try body(UnsafeRawBufferPointer(raw))
             }
         }
     }
