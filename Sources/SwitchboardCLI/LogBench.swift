@@ -22,7 +22,7 @@ struct LogBench: ParsableCommand {
         guard let durability = Durability(rawValue: durability) else {
             throw ValidationError("--durability must be fsync, buffered or none")
         }
-        guard count > 0, batch > 0, size >= 0 else { throw ValidationError("-n and --batch must be positive") }
+        guard count > 0, batch > 0, size >= 0 else { throw ValidationError("-n and --batch must be positive and --size not negative") }
         let log = try reportingErrors {
             try EventLog.open(at: options.data, configuration: .init(durability: durability))
         }

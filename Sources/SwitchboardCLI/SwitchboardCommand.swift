@@ -58,7 +58,7 @@ struct LogStat: ParsableCommand {
 struct LogVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check every record's checksum, the gapless positions, the hash chain and the indexes.",
+        abstract: "Check every record's checksum, the gapless positions, the hash chain and the index entry counts.",
         discussion: "Exits 0 when the log is sound, 1 naming the first bad position otherwise.")
     @OptionGroup var options: DataOption
 
@@ -68,10 +68,15 @@ struct LogVerify: ParsableCommand {
             report = try reportingErrors { try EventLog.openReadOnly(at: options.data).verify() }
         }
         if let problem = report.problem {
-            print("CORRUPT at \(problem) (\(report.eventsChecked) events checked before it)")
+            let place = problem.position.map { "at position \($0): " } ?? ""
+            print("CORRUPT \(place)\(problem.reason) (\(report.eventsChecked) events checked)")
             throw ExitCode.failure
         }
-        print("ok: \(report.eventsChecked) events, positions 1…\(report.lastPosition) gapless, checksums and hash chain sound")
+        guard report.eventsChecked > 0 else {
+            print("ok: the log is empty")
+            return
+        }
+        print("ok: \(report.eventsChecked) events, positions 1…\(report.lastPosition) gapless, checksums, hash chain and index counts sound")
         print("head: \(report.headHash)")
     }
 }

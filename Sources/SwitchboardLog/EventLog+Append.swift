@@ -25,12 +25,16 @@ extension EventLog {
     @available(*, noasync, message: "append blocks on disk I/O; call it from a dedicated thread")
     @discardableResult
     public func append(_ events: [NewEvent]) throws -> AppendResult {
-        guard !isReadOnly else { throw EventLogError(.invalidEvent, "the event log is open read-only") }
+        guard !isReadOnly else { throw EventLogError(.readOnly, "the event log is open read-only") }
         for event in events {
             try RecordCodec.validate(event, maximumPayloadSize: configuration.maximumPayloadSize)
             if event.streamID.isEmpty && event.expectedVersion != .any {
                 throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(event.type))")
             }
+        }
+        if events.isEmpty {
+            let next = try tail() + 1
+            return AppendResult(firstPosition: next, lastPosition: next - 1)
         }
         var records = events.map(RecordCodec.encode)
         return try EventLogError.mapping {

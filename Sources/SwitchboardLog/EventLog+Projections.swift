@@ -53,7 +53,7 @@ extension EventLog {
     /// - Throws: ``EventLogError`` `.notFound` when no projection has that name.
     @available(*, noasync)
     public func rebuildProjection(named name: String) throws {
-        guard !isReadOnly else { throw EventLogError(.invalidEvent, "the event log is open read-only") }
+        guard !isReadOnly else { throw EventLogError(.readOnly, "the event log is open read-only") }
         guard let (projection, database) = projections.first(where: { $0.projection.name == name }) else {
             throw EventLogError(.notFound, "no projection named \(name)")
         }

@@ -46,6 +46,7 @@ public final class EventLog: Sendable {
     /// Projections behind the log (new, or with a new version) are caught up before this returns.
     /// - Throws: ``EventLogError`` — `.locked` when another process writes this log, `.alreadyOpen`
     ///   when this process has it open, `.unsupportedFormat`, `.storage`.
+    @available(*, noasync, message: "open may fold the whole log into projections; call it from a dedicated thread")
     public static func open(at path: String, configuration: EventLogConfiguration = .init()) throws -> EventLog {
         try makeDirectories(path)
         let log = try EventLog(path: path, readOnly: false, configuration: configuration)
@@ -67,9 +68,12 @@ public final class EventLog: Sendable {
             throw EventLogError(.notFound, "no such directory: \(path)")
         }
         var all: [any Projection] = [RunStatusProjection()]
-        for projection in configuration.projections where !all.contains(where: { $0.name == projection.name }) {
+        for projection in configuration.projections {
             guard RunStatusProjection.isValidName(projection.name) else {
-                throw EventLogError(.invalidEvent, "invalid projection name \"\(projection.name)\"")
+                throw EventLogError(.invalidConfiguration, "invalid projection name \"\(projection.name)\"")
+            }
+            guard !all.contains(where: { $0.name == projection.name }) else {
+                throw EventLogError(.invalidConfiguration, "two projections are named \"\(projection.name)\"")
             }
             all.append(projection)
         }
@@ -86,7 +90,7 @@ public final class EventLog: Sendable {
         options.maxDatabases = UInt32(Self.fixedDatabaseNames.count + all.count + 8)
         switch configuration.durability {
         case .buffered: options.flags = sb_lmdb_nosync
-        case .none: options.flags = sb_lmdb_nosync | sb_lmdb_writemap | sb_lmdb_mapasync
+        case .none: options.flags = sb_lmdb_nosync | sb_lmdb_writemap
         default: options.flags = 0
         }
         do {
@@ -111,8 +115,11 @@ public final class EventLog: Sendable {
     private static func initialiseMeta(_ env: Environment, _ meta: Database, readOnly: Bool) throws -> String {
         try EventLogError.mapping {
             if let stored = try env.read({ txn in try txn.get(meta, key: MetaKey.format) }) {
+                guard stored.count == 4 else {
+                    throw EventLogError(.corruptRecord, "the log's format record is \(stored.count) bytes, not 4")
+                }
                 let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-                guard stored.count == 4, version <= formatVersion else {
+                guard version <= formatVersion else {
                     throw EventLogError(
                         .unsupportedFormat,
                         "the log has format version \(version); this build reads up to \(formatVersion)")

@@ -13,8 +13,8 @@ public struct Durability: RawRepresentable, Sendable, Hashable, CustomStringConv
     public static let fsync = Durability("fsync")
     /// Commits are written to the OS and flushed later: survive a process crash, not power loss.
     public static let buffered = Durability("buffered")
-    /// Commits live in a writable memory map flushed by the OS: fastest; survive a process crash
-    /// on Linux, not power loss.
+    /// Commits are written straight into a writable memory map that the OS flushes when it likes:
+    /// fastest; they survive a process crash, not power loss.
     public static let none = Durability("none")
 
     public var description: String { rawValue }

@@ -6,7 +6,7 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case storage, corruptRecord, versionConflict, invalidEvent, notFound, locked, alreadyOpen
-            case unsupportedFormat
+            case unsupportedFormat, readOnly, invalidConfiguration
         }
 
         private let base: Base
@@ -28,6 +28,10 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         public static let alreadyOpen = Code(.alreadyOpen)
         /// The log was written by a newer, unknown format version.
         public static let unsupportedFormat = Code(.unsupportedFormat)
+        /// A write was attempted on a log opened read-only.
+        public static let readOnly = Code(.readOnly)
+        /// The configuration is unusable (a projection name, a limit out of range).
+        public static let invalidConfiguration = Code(.invalidConfiguration)
 
         public var description: String {
             switch base {
@@ -39,6 +43,8 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
             case .locked: "locked"
             case .alreadyOpen: "already open"
             case .unsupportedFormat: "unsupported format"
+            case .readOnly: "read-only"
+            case .invalidConfiguration: "invalid configuration"
             }
         }
     }

@@ -35,7 +35,7 @@ import TestSupport
 
             let runDump = try runProduct("switchboard", ["log", "dump", "--data", data, "--run", "r2", "--limit", "1"])
             #expect(runDump.output.split(separator: "\n").count == 1)
-            #expect(runDump.output.contains("\"sbposition\":2"))
+            #expect(runDump.output.contains("\"sbposition\":\"2\""))
             let fromDump = try runProduct("switchboard", ["log", "dump", "--data", data, "--from", "3", "--limit", "5"])
             #expect(fromDump.output.split(separator: "\n").map { $0.contains("\"id\":\"3\"") } == [true, false])
         }

@@ -38,6 +38,17 @@ import TestSupport
         }
     }
 
+    @Test func anEmptyBatchWritesNothing() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            #expect(try log.append([]).positions == nil)
+            try log.append(jsonEvent("a"))
+            let result = try log.append([])
+            #expect(result.firstPosition == 2 && result.lastPosition == 1)
+            #expect(try log.tail() == 1)
+        }
+    }
+
     @Test func eventsSurviveClosingAndReopening() throws {
         try withTemporaryDirectory { dir in
             let identifier: String
@@ -171,7 +182,7 @@ import TestSupport
             #expect { try EventLog.openReadOnly(at: dir) } throws: { ($0 as? EventLogError)?.code == .notFound }
             _ = try EventLog.open(at: dir)
             let reader = try EventLog.openReadOnly(at: dir)
-            #expect { try reader.append(jsonEvent("x")) } throws: { ($0 as? EventLogError)?.code == .invalidEvent }
+            #expect { try reader.append(jsonEvent("x")) } throws: { ($0 as? EventLogError)?.code == .readOnly }
         }
     }
 
@@ -227,6 +238,7 @@ import TestSupport
                          causationID: "m8", payload: Array("{\"args\":[1,\"é\"]}".utf8)),
                 NewEvent(type: "blob", payload: [0xDE, 0xAD], payloadEncoding: .binary),
                 NewEvent(type: "liar", payload: Array("{not json".utf8), payloadEncoding: .json),
+                NewEvent(type: "pretty", payload: Array("{\n  \"a b\" : [1, 2],\n  \"c\":\"x\\\" y\"\n}\n".utf8)),
             ])
             let events = try log.events()
             let objects = try events.map { event in
@@ -241,11 +253,14 @@ import TestSupport
             #expect(objects[0]["sbrun"] as? String == "run-\"q\"")
             #expect(objects[0]["sbmessage"] as? String == "m9")
             #expect(objects[0]["sbcausation"] as? String == "m8")
-            #expect(objects[0]["sbposition"] as? Int == 1)
+            #expect(objects[0]["sbposition"] as? String == "1")
             #expect(objects[0]["time"] as? String == events[0].timestamp.description)
             #expect(((objects[0]["data"] as? [String: Any])?["args"] as? [Any])?.count == 2)
             #expect(objects[1]["data_base64"] as? String == "3q0=")
             #expect(objects[1]["datacontenttype"] as? String == "application/octet-stream")
+            let pretty = events[3].cloudEventJSON(source: log.cloudEventSource)
+            #expect(!pretty.contains("\n"))
+            #expect(pretty.hasSuffix(#""data":{"a b":[1,2],"c":"x\" y"}}"#))
             #expect(objects[2]["data"] == nil && objects[2]["data_base64"] as? String == Data("{not json".utf8).base64EncodedString())
         }
     }

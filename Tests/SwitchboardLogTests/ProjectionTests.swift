@@ -51,6 +51,19 @@ struct TypeCountProjection: Projection {
         }
     }
 
+    @Test func projectionNamesMustBeValidAndUnique() throws {
+        try withTemporaryDirectory { dir in
+            for projections in [[TypeCountProjection(version: 1), TypeCountProjection(version: 2)]] as [[any Projection]] {
+                #expect { try EventLog.open(at: dir, configuration: .init(projections: projections)) } throws: {
+                    ($0 as? EventLogError)?.code == .invalidConfiguration
+                }
+            }
+            #expect { try EventLog.open(at: dir, configuration: .init(projections: [RunStatusProjection()])) } throws: {
+                ($0 as? EventLogError)?.message.contains("two projections are named \"run-status\"") == true
+            }
+        }
+    }
+
     @Test func runStatusFollowsLifecycleEvents() throws {
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir)

@@ -5,8 +5,10 @@ extension RecordedEvent {
     ///
     /// `id` is the position (unique within `source`, the log); `subject` the stream. Switchboard's
     /// own fields are extension attributes: `sbposition`, `sbrun`, `sbstreamversion`, `sbmessage`,
-    /// `sbcausation`, `sbschema`. A JSON payload is embedded as `data`; anything else, including a
-    /// payload marked JSON that does not parse, is carried as `data_base64`.
+    /// `sbcausation`, `sbschema`; positions and versions are decimal strings, since CloudEvents
+    /// integers are 32-bit. A JSON payload is embedded as `data` with its insignificant white space
+    /// removed (one event, one line); anything else, including a payload marked JSON that does not
+    /// parse, is carried as `data_base64`.
     /// - Parameter source: the log's URI, usually ``EventLog/cloudEventSource``.
     public func cloudEventJSON(source: String) -> String {
         var out = "{\"specversion\":\"1.0\""
@@ -19,15 +21,15 @@ extension RecordedEvent {
         field("type", type)
         if !streamID.isEmpty { field("subject", streamID) }
         field("time", timestamp.description)
-        out += ",\"sbposition\":\(position)"
+        field("sbposition", String(position))
         if !runID.isEmpty { field("sbrun", runID) }
-        if !streamID.isEmpty { out += ",\"sbstreamversion\":\(streamVersion)" }
+        if !streamID.isEmpty { field("sbstreamversion", String(streamVersion)) }
         if !messageID.isEmpty { field("sbmessage", messageID) }
         if !causationID.isEmpty { field("sbcausation", causationID) }
         out += ",\"sbschema\":\(schemaVersion)"
         if payloadEncoding == .json, JSONText.isValid(payload) {
             field("datacontenttype", "application/json")
-            out += ",\"data\":" + String(decoding: payload, as: UTF8.self)
+            out += ",\"data\":" + String(decoding: JSONText.compacted(payload), as: UTF8.self)
         } else if !payload.isEmpty {
             field("datacontenttype", payloadEncoding == .json ? "application/json" : "application/octet-stream")
             field("data_base64", Base64.encode(payload))
@@ -59,6 +61,33 @@ enum JSONText {
             }
         }
         out += "\""
+    }
+
+    /// Valid JSON text without the white space outside strings.
+    static func compacted(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return bytes }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count)
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                out.append(byte)
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                continue
+            } else {
+                if byte == UInt8(ascii: "\"") { inString = true }
+                out.append(byte)
+            }
+        }
+        return out
     }
 
     /// Whether `bytes` hold exactly one JSON value (RFC 8259), surrounded by optional white space.

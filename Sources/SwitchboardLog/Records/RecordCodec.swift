@@ -31,7 +31,7 @@ enum RecordCodec {
         where value.utf8.count > maximumFieldLength {
             throw EventLogError(.invalidEvent, "\(name) is \(value.utf8.count) bytes; the limit is \(maximumFieldLength)")
         }
-        if event.payload.count > maximumPayloadSize {
+        if event.payload.count > min(maximumPayloadSize, Int(UInt32.max)) {
             throw EventLogError(
                 .invalidEvent, "payload of \(event.payload.count) bytes exceeds the limit of \(maximumPayloadSize)")
         }
@@ -92,7 +92,7 @@ enum RecordCodec {
     /// Decodes and verifies a stored record; `position` is the key it was stored under.
     static func decode(_ record: UnsafeRawBufferPointer, position: UInt64) throws(EventLogError) -> RecordedEvent {
         let view = try RecordView(record, position: position)
-        func string(_ bytes: UnsafeRawBufferPointer, _ name: String) throws(EventLogError) -> String {
+        func string(_ bytes: UnsafeRawBufferPointer) -> String {
             guard !bytes.isEmpty else { return "" }
             // The contiguous fast path; the bytes were valid UTF-8 when written and the checksum
             // vouches for them, so a repair here would mean a checksum collision.
@@ -100,13 +100,13 @@ enum RecordCodec {
         }
         return RecordedEvent(
             position: position,
-            type: try string(view.field(0), "type"),
+            type: string(view.field(0)),
             schemaVersion: view.schemaVersion,
-            runID: try string(view.field(1), "run id"),
-            streamID: try string(view.field(2), "stream id"),
+            runID: string(view.field(1)),
+            streamID: string(view.field(2)),
             streamVersion: view.streamVersion,
-            messageID: try string(view.field(3), "message id"),
-            causationID: try string(view.field(4), "causation id"),
+            messageID: string(view.field(3)),
+            causationID: string(view.field(4)),
             timestamp: view.timestamp,
             payload: Array(view.payload),
             payloadEncoding: view.payloadEncoding,
@@ -115,9 +115,6 @@ enum RecordCodec {
         )
     }
 
-    private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
-    }
 }
 
 /// A verified, zero-copy view of one stored record; valid only while its transaction is.
