@@ -66,6 +66,27 @@ import TestSupport
         }
     }
 
+    @Test func scanningViewsMatchDecodedEventsAndDieWithTheScan() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            try log.append((0..<50).map { NewEvent(type: "type-\($0)", schemaVersion: 2, runID: "r\($0 % 3)",
+                                                   streamID: "s", messageID: "m\($0)", causationID: "c",
+                                                   payload: Array("[\($0)]".utf8)) })
+            let events = try log.events()
+            var seen: [RecordedEvent] = []
+            let count = try log.scan(from: 11) { view in
+                #expect(view.type == events[Int(view.position) - 1].type)
+                #expect(view.runID == events[Int(view.position) - 1].runID)
+                #expect(view.payloadCount == events[Int(view.position) - 1].payload.count)
+                #expect(view.withPayload { Array($0) } == events[Int(view.position) - 1].payload)
+                seen.append(view.event())
+                return view.position < 40
+            }
+            #expect(count == 30)
+            #expect(seen == Array(events[10..<40]))
+        }
+    }
+
     @Test func readsByRangeRunAndStream() throws {
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir)

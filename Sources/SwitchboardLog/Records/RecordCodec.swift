@@ -91,15 +91,13 @@ enum RecordCodec {
 
     /// Decodes and verifies a stored record; `position` is the key it was stored under.
     static func decode(_ record: UnsafeRawBufferPointer, position: UInt64) throws(EventLogError) -> RecordedEvent {
-        let view = try RecordView(record, position: position)
-        func string(_ bytes: UnsafeRawBufferPointer) -> String {
-            guard !bytes.isEmpty else { return "" }
-            // The contiguous fast path; the bytes were valid UTF-8 when written and the checksum
-            // vouches for them, so a repair here would mean a checksum collision.
-            return String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
-        }
-        return RecordedEvent(
-            position: position,
+        decodeVerified(try RecordView(record, position: position))
+    }
+
+    /// Copies a verified record out of the map.
+    static func decodeVerified(_ view: RecordView) -> RecordedEvent {
+        RecordedEvent(
+            position: view.position,
             type: string(view.field(0)),
             schemaVersion: view.schemaVersion,
             runID: string(view.field(1)),
@@ -115,6 +113,12 @@ enum RecordCodec {
         )
     }
 
+    /// A stored string field. The contiguous fast path: the bytes were valid UTF-8 when written and
+    /// the checksum vouches for them, so a repair here would mean a checksum collision.
+    static func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        guard !bytes.isEmpty else { return "" }
+        return String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
+    }
 }
 
 /// A verified, zero-copy view of one stored record; valid only while its transaction is.

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// A checksum-verified look at one stored event without copying it, for fast scans.
+///
+/// ``EventLog/scan(from:_:)`` hands the same view to its closure for every event, pointing at the
+/// next record each time. It is valid only inside that closure: using it afterwards traps.
+/// Call ``event()`` to keep a copy.
+public final class EventView {
+    private var view: RecordView?
+
+    init() {}
+
+    fileprivate func point(at record: RecordView?) {
+        view = record
+    }
+
+    private var record: RecordView {
+        guard let view else { preconditionFailure("EventView used outside the scan that produced it") }
+        return view
+    }
+
+    public var position: UInt64 { record.position }
+    public var type: String { string(0) }
+    public var schemaVersion: UInt16 { record.schemaVersion }
+    public var runID: String { string(1) }
+    public var streamID: String { string(2) }
+    public var streamVersion: UInt64 { record.streamVersion }
+    public var messageID: String { string(3) }
+    public var causationID: String { string(4) }
+    public var timestamp: Timestamp { record.timestamp }
+    public var payloadEncoding: PayloadEncoding { record.payloadEncoding }
+    public var payloadCount: Int { record.payload.count }
+
+    /// Calls `body` with the payload bytes, which live in the log's memory map: do not keep them.
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(record.payload)
+    }
+
+    /// A copy of the whole event.
+    public func event() -> RecordedEvent {
+        RecordCodec.decodeVerified(record)
+    }
+
+    private func string(_ field: Int) -> String {
+        RecordCodec.string(record.field(field))
+    }
+}
+
+extension EventLog {
+    /// Walks events from `position` on without copying them, until `body` returns false; returns
+    /// how many it saw. Every record's checksum is verified; one read transaction covers the walk.
+    /// - Throws: ``EventLogError`` `.corruptRecord` at the first record that fails its checks.
+    @discardableResult
+    public func scan(from position: UInt64 = 1, _ body: (EventView) throws -> Bool) throws -> Int {
+        let view = EventView()
+        defer { view.point(at: nil) }
+        return try EventLogError.mapping {
+            try environment.read { txn in
+                var count = 0
+                try walkRecords(from: position, in: txn) { record in
+                    count += 1
+                    view.point(at: record)
+                    return try body(view)
+                }
+                return count
+            }
+        }
+    }
+}
