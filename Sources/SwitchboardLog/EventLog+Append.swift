@@ -56,20 +56,28 @@ extension EventLog {
         var head = try Head.read(txn, databases.meta)
         let first = head.position + 1
         var streamVersions: [String: UInt64] = [:]
+        // Batches tend to repeat one stream: remember the last one outside the dictionary.
+        var lastStream: (id: String, version: UInt64)?
         var recorded: [RecordedEvent] = []
         recorded.reserveCapacity(events.count)
         for index in events.indices {
             let event = events[index]
             var streamVersion: UInt64 = 0
             if !event.streamID.isEmpty {
-                let current = try streamVersions[event.streamID] ?? currentStreamVersion(event.streamID, in: txn)
+                let current: UInt64
+                if let lastStream, lastStream.id == event.streamID {
+                    current = lastStream.version
+                } else {
+                    if let lastStream { streamVersions[lastStream.id] = lastStream.version }
+                    current = try streamVersions[event.streamID] ?? currentStreamVersion(event.streamID, in: txn)
+                }
                 guard event.expectedVersion.admits(current) else {
                     throw EventLogError(
                         .versionConflict,
                         "stream \(event.streamID) is at version \(current), the append expected \(event.expectedVersion)")
                 }
                 streamVersion = current + 1
-                streamVersions[event.streamID] = streamVersion
+                lastStream = (event.streamID, streamVersion)
             }
             let position = head.position + 1
             let checksum = RecordCodec.seal(
