@@ -77,6 +77,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["SwitchboardLog", "TestSupport", "LogAppender", "SwitchboardCLI"],
+            exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
     ]

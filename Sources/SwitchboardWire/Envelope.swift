@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// The header a native Switchboard peer puts in the first body frame of a request or reply.
+///
+/// A body whose first frame does not start with ``magic`` is a plain MDP body. Layout
+/// (integers little-endian):
+/// ```
+/// "SBE" 0x01 | u8+message id | u8+run id | u8+causation id | u32 attempt | i64 deadline (ns, 0 none)
+/// | u16 header count | per header: u8+key, u16+value
+/// ```
+public struct Envelope: Sendable, Hashable {
+    public static let magic: [UInt8] = [0x53, 0x42, 0x45, 0x01]
+
+    public var messageID: String
+    public var runID: String
+    public var causationID: String
+    /// 1 for the first delivery; the router raises it on every redelivery.
+    public var attempt: UInt32
+    /// Nanoseconds since the Unix epoch after which the request is worthless; 0 for none.
+    public var deadline: Int64
+    /// Extra metadata, kept in key order so the encoding is deterministic.
+    public var headers: [String: String]
+
+    public init(messageID: String, runID: String = "", causationID: String = "", attempt: UInt32 = 1,
+                deadline: Int64 = 0, headers: [String: String] = [:]) {
+        self.messageID = messageID
+        self.runID = runID
+        self.causationID = causationID
+        self.attempt = attempt
+        self.deadline = deadline
+        self.headers = headers
+    }
+
+    /// Whether `frame` starts with the envelope magic.
+    public static func isEnvelope(_ frame: [UInt8]) -> Bool {
+        frame.starts(with: magic)
+    }
+
+    public func encoded() throws -> [UInt8] {
+        var out = Self.magic
+        for value in [messageID, runID, causationID] { try Self.appendShort(value, to: &out) }
+        withUnsafeBytes(of: attempt.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: deadline.littleEndian) { out.append(contentsOf: $0) }
+        guard headers.count <= Int(UInt16.max) else { throw WireError(.tooLarge, "too many envelope headers") }
+        withUnsafeBytes(of: UInt16(headers.count).littleEndian) { out.append(contentsOf: $0) }
+        for key in headers.keys.sorted() {
+            try Self.appendShort(key, to: &out)
+            let value = Array(headers[key, default: ""].utf8)
+            guard value.count <= Int(UInt16.max) else { throw WireError(.tooLarge, "envelope header \(key) is too long") }
+            withUnsafeBytes(of: UInt16(value.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: value)
+        }
+        return out
+    }
+
+    /// Decodes an envelope frame; throws ``WireError/Code/malformed`` for anything else.
+    public init(decoding frame: [UInt8]) throws {
+        var reader = Reader(bytes: frame)
+        guard Array(try reader.take(4)) == Self.magic else { throw WireError(.malformed, "not an envelope (bad magic)") }
+        messageID = try reader.shortString()
+        runID = try reader.shortString()
+        causationID = try reader.shortString()
+        attempt = try reader.integer(UInt32.self)
+        deadline = Int64(bitPattern: try reader.integer(UInt64.self))
+        var headers: [String: String] = [:]
+        for _ in 0..<Int(try reader.integer(UInt16.self)) {
+            let key = try reader.shortString()
+            let length = Int(try reader.integer(UInt16.self))
+            headers[key] = try reader.string(length)
+        }
+        guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
+        self.headers = headers
+    }
+
+    private static func appendShort(_ value: String, to out: inout [UInt8]) throws {
+        let bytes = Array(value.utf8)
+        guard bytes.count <= 255 else { throw WireError(.tooLarge, "envelope field longer than 255 bytes") }
+        out.append(UInt8(bytes.count))
+        out.append(contentsOf: bytes)
+    }
+
+    private struct Reader {
+        let bytes: [UInt8]
+        var index = 0
+
+        var isAtEnd: Bool { index == bytes.count }
+
+        mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
+            guard count >= 0, bytes.count - index >= count else { throw WireError(.malformed, "envelope is truncated") }
+            defer { index += count }
+            return bytes[index..<index + count]
+        }
+
+        mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+            let slice = try take(MemoryLayout<T>.size)
+            return slice.reversed().reduce(T(0)) { $0 << 8 | T($1) }
+        }
+
+        mutating func string(_ count: Int) throws -> String {
+            guard let value = String(validating: try take(count), as: UTF8.self) else {
+                throw WireError(.malformed, "envelope text is not UTF-8")
+            }
+            return value
+        }
+
+        mutating func shortString() throws -> String {
+            try string(Int(try integer(UInt8.self)))
+        }
+    }
+}

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The socket types Switchboard uses.
+public struct ZMQSocketType: RawRepresentable, Sendable, Hashable {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let router = ZMQSocketType(rawValue: ZMQ_ROUTER)
+    public static let dealer = ZMQSocketType(rawValue: ZMQ_DEALER)
+    public static let xpub = ZMQSocketType(rawValue: ZMQ_XPUB)
+    public static let sub = ZMQSocketType(rawValue: ZMQ_SUB)
+}
+
+/// Owns one ZeroMQ socket. Like the C socket, it must be used by one thread at a time.
+///
+/// Frames are `[UInt8]`: a received frame is copied once out of its `zmq_msg_t`, a sent frame
+/// once into ZeroMQ.
+public final class ZMQSocket {
+    public let context: ZMQContext
+    public let type: ZMQSocketType
+    private let handle: UnsafeMutableRawPointer
+    /// Reused for every received frame; `zmq_msg_t` must keep a stable address.
+    private let message: UnsafeMutablePointer<zmq_msg_t>
+
+    /// Creates a socket whose pending messages are dropped at close (`linger` milliseconds).
+    public init(_ context: ZMQContext, type: ZMQSocketType, linger: Int32 = 0) throws {
+        guard let socket = zmq_socket(context.handle, type.rawValue) else {
+            throw Self.failure("zmq_socket")
+        }
+        var value = linger
+        zmq_setsockopt(socket, ZMQ_LINGER, &value, MemoryLayout<Int32>.size)
+        self.context = context
+        self.type = type
+        self.handle = socket
+        self.message = .allocate(capacity: 1)
+    }
+
+    deinit {
+        zmq_close(handle)
+        message.deallocate()
+    }
+
+    static func failure(_ operation: String) -> WireError {
+        let code = zmq_errno()
+        let text = String(cString: zmq_strerror(code))
+        return WireError(code == ETERM ? .closed : .zeroMQ, "\(operation): \(text)", errno: code)
+    }
+
+    public func bind(_ endpoint: String) throws {
+        guard zmq_bind(handle, endpoint) == 0 else { throw Self.failure("bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw Self.failure("connect \(endpoint)") }
+    }
+
+    /// The endpoint last bound, with the port the OS chose for `tcp://…:*`.
+    public var lastEndpoint: String {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var size = buffer.count
+        guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func setOption(_ option: ZMQOption, _ value: Int32) throws {
+        var value = value
+        guard zmq_setsockopt(handle, option.rawValue, &value, MemoryLayout<Int32>.size) == 0 else {
+            throw Self.failure("zmq_setsockopt(\(option.rawValue))")
+        }
+    }
+
+    public func setOption(_ option: ZMQOption, _ bytes: [UInt8]) throws {
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option.rawValue, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw Self.failure("zmq_setsockopt(\(option.rawValue))") }
+    }
+
+    /// Sends `frames` as one multipart message. Returns false when it would block and `wait` is false.
+    @discardableResult
+    public func send(_ frames: [[UInt8]], wait: Bool = true) throws -> Bool {
+        precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if !wait { flags |= ZMQ_DONTWAIT }
+            while true {
+                let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+                if rc >= 0 { break }
+                let code = zmq_errno()
+                if code == EINTR { continue }
+                // Only the first frame can fail with EAGAIN: later ones queue behind it atomically.
+                if code == EAGAIN && index == 0 { return false }
+                throw Self.failure("zmq_send")
+            }
+        }
+        return true
+    }
+
+    /// Receives one multipart message; nil when `wait` is false and none is ready.
+    public func receive(wait: Bool = true) throws -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        var more = true
+        while more {
+            zmq_msg_init(message)
+            defer { zmq_msg_close(message) }
+            let flags: Int32 = (wait || !frames.isEmpty) ? 0 : ZMQ_DONTWAIT
+            let rc = zmq_msg_recv(message, handle, flags)
+            if rc < 0 {
+                let code = zmq_errno()
+                if code == EINTR { continue }
+                if code == EAGAIN && frames.isEmpty { return nil }
+                throw Self.failure("zmq_msg_recv")
+            }
+            let size = zmq_msg_size(message)
+            if let data = zmq_msg_data(message), size > 0 {
+                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                frames.append([])
+            }
+            more = zmq_msg_more(message) != 0
+        }
+        return frames
+    }
+
+    /// Waits until one of `sockets` is readable or `timeout` milliseconds pass (-1: forever);
+    /// returns which are readable.
+    public static func poll(_ sockets: [ZMQSocket], timeout: Int) throws -> [Bool] {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        while true {
+            let rc = zmq_poll(&items, Int32(items.count), timeout)
+            if rc >= 0 { break }
+            if zmq_errno() == EINTR { continue }
+            throw failure("zmq_poll")
+        }
+        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}
+
+@available(*, unavailable)
+extension ZMQSocket: Sendable {}
+
+/// Socket options, by their `ZMQ_*` number.
+public struct ZMQOption: RawRepresentable, Sendable, Hashable {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let sendHighWaterMark = ZMQOption(rawValue: ZMQ_SNDHWM)
+    public static let receiveHighWaterMark = ZMQOption(rawValue: ZMQ_RCVHWM)
+    public static let maximumMessageSize = ZMQOption(rawValue: ZMQ_MAXMSGSIZE)
+    public static let routingID = ZMQOption(rawValue: ZMQ_ROUTING_ID)
+    public static let subscribe = ZMQOption(rawValue: ZMQ_SUBSCRIBE)
+    public static let routerMandatory = ZMQOption(rawValue: ZMQ_ROUTER_MANDATORY)
+    public static let routerHandover = ZMQOption(rawValue: ZMQ_ROUTER_HANDOVER)
+    public static let xpubVerbose = ZMQOption(rawValue: ZMQ_XPUB_VERBOSE)
+    public static let immediate = ZMQOption(rawValue: ZMQ_IMMEDIATE)
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardWire
+import Testing
+
+@Suite struct MDPCodecTests {
+    static let framings: [MDPFraming] = [.plain, .delimited]
+
+    @Test(arguments: framings)
+    func peerMessagesRoundTripInBothFramings(framing: MDPFraming) throws {
+        let cases: [([[UInt8]], MDPPeerMessage)] = [
+            (MDPCodec.clientRequest(service: "echo", body: [[1], []], framing: framing),
+             .clientRequest(service: "echo", body: [[1], []])),
+            (MDPCodec.workerReady(service: "echo", framing: framing), .workerReady(service: "echo", metadata: nil)),
+            (MDPCodec.workerReady(service: "llm", metadata: [9], framing: framing), .workerReady(service: "llm", metadata: [9])),
+            (MDPCodec.workerReply(.workerPartial, client: [5], body: [[2]], framing: framing),
+             .workerPartial(client: [5], body: [[2]])),
+            (MDPCodec.workerReply(.workerFinal, client: [5], body: [], framing: framing), .workerFinal(client: [5], body: [])),
+            (MDPCodec.workerSignal(.heartbeat, framing: framing), .workerHeartbeat),
+            (MDPCodec.workerSignal(.disconnect, framing: framing), .workerDisconnect),
+        ]
+        for (frames, expected) in cases {
+            let decoded = try MDPCodec.decodeFromPeer(frames).get()
+            #expect(decoded.0 == expected)
+            #expect(decoded.1 == framing)
+        }
+    }
+
+    @Test(arguments: framings)
+    func routerMessagesDecodeOnThePeerSide(framing: MDPFraming) throws {
+        let reply = MDPCodec.clientReply(.final, service: "echo", body: [[1, 2]], framing: framing)
+        let decoded = try MDPCodec.decodeClientReply(reply, framing: framing)
+        #expect(decoded.command == .final && decoded.service == "echo" && decoded.body == [[1, 2]])
+        let request = MDPCodec.workerRequest(client: [7, 7], body: [[3]], framing: framing)
+        let forWorker = try MDPCodec.decodeForWorker(request, framing: framing)
+        #expect(forWorker.command == .workerRequest && forWorker.client == [7, 7] && forWorker.body == [[3]])
+        #expect(throws: WireError.self) { try MDPCodec.decodeClientReply(reply, framing: framing.hasDelimiter ? .plain : .delimited) }
+    }
+
+    @Test(arguments: [
+        [], [[]], [Array("MDPC02".utf8)], [Array("MDPC02".utf8), [1, 1]], [Array("MDPC02".utf8), [2], Array("x".utf8)],
+        [Array("MDPC02".utf8), [1]], [Array("MDPC02".utf8), [1], []], [Array("MDPC02".utf8), [1], [0xFF, 0xFE]],
+        [Array("MDPC01".utf8), [1], Array("x".utf8)], [Array("MDPW02".utf8), [1]], [Array("MDPW02".utf8), [9]],
+        [Array("MDPW02".utf8), [4], [], []], [Array("MDPW02".utf8), [4], [1]], [Array("MDPW02".utf8), [4], [1], [2]],
+        [Array("MDPW02".utf8), [5], [0]], [Array("MDPW02".utf8), [1], Array("s".utf8), [1], [2]],
+        [[], [], Array("MDPC02".utf8), [1], Array("x".utf8)],
+    ] as [[[UInt8]]])
+    func invalidFramesAreRejectedWithAReason(frames: [[UInt8]]) {
+        guard case .failure(let error) = MDPCodec.decodeFromPeer(frames) else {
+            Issue.record("accepted \(frames)")
+            return
+        }
+        #expect(error.code == .malformed)
+        #expect(!error.message.isEmpty)
+    }
+
+    @Test func randomFramesNeverCrashTheDecoder() {
+        var generator = SystemRandomNumberGenerator()
+        let seeds = [MDP.clientHeader, MDP.workerHeader, [], [1], [2], [3], [4], [5], [6], Array("echo".utf8)]
+        for _ in 0..<50_000 {
+            let frames = (0..<Int.random(in: 0...6, using: &generator)).map { _ in
+                Bool.random(using: &generator) ? seeds.randomElement(using: &generator)!
+                    : (0..<Int.random(in: 0...8, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            }
+            _ = MDPCodec.decodeFromPeer(frames)
+        }
+    }
+}
+
+@Suite struct EnvelopeTests {
+    @Test func envelopesRoundTrip() throws {
+        let envelope = Envelope(messageID: "m-1", runID: "run-9", causationID: "m-0", attempt: 3,
+                                deadline: 1_800_000_000_000_000_000, headers: ["b": "2", "a": "ü"])
+        let bytes = try envelope.encoded()
+        #expect(Envelope.isEnvelope(bytes))
+        #expect(try Envelope(decoding: bytes) == envelope)
+        #expect(try envelope.encoded() == bytes)
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try Envelope(decoding: Array(bytes.prefix(length))) }
+        }
+        #expect(throws: WireError.self) { try Envelope(decoding: bytes + [0]) }
+        #expect(!Envelope.isEnvelope(Array("{}".utf8)))
+    }
+}
