@@ -50,6 +50,8 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "SwitchboardLog",
+                "SwitchboardRouter",
+                "SwitchboardWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import SwitchboardLog
+import SwitchboardWire
 
 @main
 struct SwitchboardCommand: ParsableCommand {
@@ -9,7 +10,7 @@ struct SwitchboardCommand: ParsableCommand {
         commandName: "switchboard",
         abstract: "An event-sourced actor system for AI-agent workflows.",
         discussion: "Every message and state transition is committed to an append-only event log in LMDB.",
-        subcommands: [LogCommand.self]
+        subcommands: [LogCommand.self, RouterCommand.self, TailCommand.self]
     )
 }
 
@@ -31,6 +32,9 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
     do {
         return try body()
     } catch let error as EventLogError {
+        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        throw ExitCode.failure
+    } catch let error as WireError {
         FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
         throw ExitCode.failure
     }

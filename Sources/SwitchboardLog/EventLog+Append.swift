@@ -7,6 +7,8 @@ public struct AppendResult: Sendable, Hashable {
     public var firstPosition: UInt64
     /// The last event's position, which is the log's tail after the append.
     public var lastPosition: UInt64
+    /// The events as stored, in position order.
+    public var events: [RecordedEvent] = []
 
     public var positions: ClosedRange<UInt64>? {
         firstPosition <= lastPosition ? firstPosition...lastPosition : nil
@@ -113,7 +115,7 @@ extension EventLog {
             try setCheckpoint(head.position, of: projection, in: txn)
         }
         try txn.put(databases.meta, key: MetaKey.head, value: head.encoded)
-        return AppendResult(firstPosition: first, lastPosition: head.position)
+        return AppendResult(firstPosition: first, lastPosition: head.position, events: recorded)
     }
 
     /// The number of events in `streamID` as of `txn`.

@@ -44,8 +44,8 @@ extension EventLog {
 }
 
 /// Minimal JSON text helpers, kept here so the core module needs no Foundation.
-enum JSONText {
-    static func appendString(_ value: String, to out: inout String) {
+package enum JSONText {
+    package static func appendString(_ value: String, to out: inout String) {
         out += "\""
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -91,7 +91,7 @@ enum JSONText {
     }
 
     /// Whether `bytes` hold exactly one JSON value (RFC 8259), surrounded by optional white space.
-    static func isValid(_ bytes: [UInt8]) -> Bool {
+    package static func isValid(_ bytes: [UInt8]) -> Bool {
         guard String(validating: bytes, as: UTF8.self) != nil else { return false }
         var parser = Recognizer(bytes: bytes)
         parser.skipSpace()
@@ -217,10 +217,10 @@ enum JSONText {
 }
 
 /// RFC 4648 base64 with padding.
-enum Base64 {
+package enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var index = 0

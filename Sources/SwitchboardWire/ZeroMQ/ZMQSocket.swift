@@ -73,6 +73,14 @@ public final class ZMQSocket {
         }
     }
 
+    /// For the options libzmq defines as int64 (``ZMQOption/maximumMessageSize``).
+    public func setOption(_ option: ZMQOption, int64 value: Int64) throws {
+        var value = value
+        guard zmq_setsockopt(handle, option.rawValue, &value, MemoryLayout<Int64>.size) == 0 else {
+            throw Self.failure("zmq_setsockopt(\(option.rawValue))")
+        }
+    }
+
     public func setOption(_ option: ZMQOption, _ bytes: [UInt8]) throws {
         let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option.rawValue, $0.baseAddress, $0.count) }
         guard rc == 0 else { throw Self.failure("zmq_setsockopt(\(option.rawValue))") }

@@ -140,8 +140,9 @@ class Worker:
                 continue
             if now - self.last_sent >= self.interval:
                 self.send(W_HEARTBEAT)  # only when idle: any command counts as a heartbeat
-            # short poll so SIGTERM and heartbeat deadlines are noticed promptly
-            if not self.sock.poll(min(100, self.a.heartbeat_ms)):
+            # wake for the next heartbeat, and at least every 100 ms so SIGTERM is noticed promptly
+            wait_ms = max(0, min(100, int((self.last_sent + self.interval - now) * 1000)))
+            if not self.sock.poll(wait_ms):
                 continue
             frames = unwrap(self.sock.recv_multipart(), MDPW, self.a.delimited)
             self.last_heard = time.monotonic()

@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
+
+/// The router's protocol logic, without I/O: messages and clock ticks in, log events and frames out.
+///
+/// ```
+///  client REQUEST ──► queue[service] ──► idle worker (LRU) ──► REQUEST to worker
+///                          ▲  │ expiry / unknown service ──► error FINAL to client
+///   worker expired ────────┘  (redelivered, attempt + 1)
+///  worker PARTIAL/FINAL ──► matching in-flight request ──► PARTIAL/FINAL to client
+/// ```
+/// Every step that the log must record appends to ``Output/events``; the owner commits those
+/// before it sends ``Output/sends`` (log before forward).
+struct BrokerStateMachine {
+    struct Output {
+        var events: [NewEvent] = []
+        var sends: [(identity: [UInt8], frames: [[UInt8]])] = []
+    }
+
+    /// A moment: monotonic milliseconds for timers, wall time for event timestamps.
+    struct Now {
+        var milliseconds: Int64
+        var wall: Timestamp
+    }
+
+    struct Request {
+        var messageID: String
+        var runID: String
+        var service: String
+        var client: [UInt8]
+        var clientFraming: MDPFraming
+        var native: Bool
+        var body: [[UInt8]]
+        var attempt: UInt32
+        var receivedAt: Int64
+        var expiresAt: Int64
+    }
+
+    struct Worker {
+        var identity: [UInt8]
+        var service: String
+        var framing: MDPFraming
+        var native: Bool
+        var capacity: Int
+        var inFlight: [String: Request] = [:]
+        var expiresAt: Int64
+    }
+
+    struct Service {
+        var queue: [Request] = []
+        var queueStart = 0
+        /// Workers with spare capacity, least recently used first.
+        var idle: [[UInt8]] = []
+        var workers: Set<[UInt8]> = []
+
+        var queued: Int { queue.count - queueStart }
+    }
+
+    let configuration: RouterConfiguration
+    private(set) var services: [String: Service] = [:]
+    private(set) var workers: [[UInt8]: Worker] = [:]
+    /// Final replies of recently finished native requests, for clients that ask again.
+    private var finished: [String: [[UInt8]]] = [:]
+    private var finishedOrder: [String] = []
+    private var nextHeartbeat: Int64 = 0
+    private var sequence: UInt64 = 0
+    /// Prefix of message ids this router instance assigns to plain requests.
+    let idPrefix: String
+    private(set) var invalidMessages = 0
+    private(set) var duplicateReplies = 0
+
+    init(configuration: RouterConfiguration, idPrefix: String) {
+        self.configuration = configuration
+        self.idPrefix = idPrefix
+    }
+
+    var livenessWindow: Int64 { Int64(configuration.heartbeatInterval * configuration.heartbeatLiveness) }
+
+    // MARK: - Input
+
+    mutating func receive(identity: [UInt8], frames: [[UInt8]], now: Now, into output: inout Output) {
+        switch MDPCodec.decodeFromPeer(frames) {
+        case .failure:
+            invalidMessages += 1
+            // A worker that breaks the protocol is disconnected, as RFC 18 asks.
+            if workers[identity] != nil {
+                removeWorker(identity, reason: "protocol error", now: now, into: &output, notify: true)
+            }
+        case .success(let (message, framing)):
+            switch message {
+            case .clientRequest(let service, let body):
+                clientRequest(identity, service: service, body: body, framing: framing, now: now, into: &output)
+            case .workerReady(let service, let metadata):
+                workerReady(identity, service: service, metadata: metadata, framing: framing, now: now, into: &output)
+            case .workerPartial(let client, let body):
+                workerReply(identity, client: client, body: body, final: false, now: now, into: &output)
+            case .workerFinal(let client, let body):
+                workerReply(identity, client: client, body: body, final: true, now: now, into: &output)
+            case .workerHeartbeat:
+                if workers[identity] != nil {
+                    let expiry = now.milliseconds + livenessWindow
+                    workers[identity]?.expiresAt = expiry
+                } else {
+                    invalidMessages += 1
+                    output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: framing)))
+                }
+            case .workerDisconnect:
+                if workers[identity] != nil {
+                    removeWorker(identity, reason: "disconnected", now: now, into: &output, notify: false)
+                }
+            }
+        }
+        dispatchAll(now: now, into: &output)
+    }
+
+    /// Heartbeats, dead workers, expired requests.
+    mutating func tick(now: Now, into output: inout Output) {
+        for (identity, worker) in workers where worker.expiresAt <= now.milliseconds {
+            removeWorker(identity, reason: "heartbeat expired", now: now, into: &output, notify: true)
+        }
+        if now.milliseconds >= nextHeartbeat {
+            for worker in workers.values {
+                output.sends.append((worker.identity, MDPCodec.workerSignal(.heartbeat, framing: worker.framing)))
+            }
+            nextHeartbeat = now.milliseconds + Int64(configuration.heartbeatInterval)
+        }
+        for name in services.keys {
+            expireRequests(of: name, now: now, into: &output)
+        }
+        dispatchAll(now: now, into: &output)
+    }
+
+    /// Queues a request recovered from the log after a restart (attempt already raised).
+    mutating func enqueueRecovered(_ request: Request) {
+        services[request.service, default: Service()].queue.append(request)
+    }
+
+    /// Milliseconds until the next timer is due, for the poll timeout.
+    func nextDeadline(now: Int64) -> Int64 {
+        max(0, min(nextHeartbeat - now, Int64(configuration.heartbeatInterval)))
+    }
+
+    // MARK: - Clients
+
+    private mutating func clientRequest(
+        _ client: [UInt8], service: String, body: [[UInt8]], framing: MDPFraming, now: Now, into output: inout Output
+    ) {
+        var native = false
+        var messageID: String
+        var runID: String
+        var expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
+        if let first = body.first, Envelope.isEnvelope(first) {
+            guard let envelope = try? Envelope(decoding: first), !envelope.messageID.isEmpty else {
+                invalidMessages += 1
+                return reject(client, service: service, framing: framing, native: false, messageID: "", runID: "",
+                              code: "malformed_envelope", message: "the request's envelope header is malformed",
+                              now: now, into: &output, log: false)
+            }
+            native = true
+            messageID = envelope.messageID
+            runID = envelope.runID.isEmpty ? "run-\(envelope.messageID)" : envelope.runID
+            if envelope.deadline > 0 {
+                let remaining = (envelope.deadline - now.wall.nanosecondsSinceEpoch) / 1_000_000
+                expiresAt = now.milliseconds + max(0, remaining)
+            }
+            if let reply = finished[messageID] {
+                // Asked again after it finished (a reconnected client): answer from memory.
+                output.sends.append((client, reply))
+                return
+            }
+            if reattach(messageID, to: client, framing: framing) { return }
+        } else {
+            sequence += 1
+            messageID = "\(idPrefix)\(sequence)"
+            runID = "run-\(messageID)"
+        }
+        let request = Request(
+            messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
+            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt)
+        output.events.append(RouterEvents.requestReceived(request, now: now.wall))
+
+        let size = body.reduce(0) { $0 + $1.count }
+        if size > configuration.maximumBodySize {
+            return fail(request, code: "too_large",
+                        message: "request body of \(size) bytes exceeds the limit of \(configuration.maximumBodySize)",
+                        now: now, into: &output)
+        }
+        if service.hasPrefix("mmi.") {
+            return answerMMI(request, now: now, into: &output)
+        }
+        if services[service, default: Service()].queued >= configuration.maximumQueueLength {
+            return fail(request, code: "queue_full",
+                        message: "service \(service) has \(configuration.maximumQueueLength) requests waiting",
+                        now: now, into: &output)
+        }
+        services[service, default: Service()].queue.append(request)
+    }
+
+    /// A request already queued or in flight under `messageID` gets the new client address.
+    private mutating func reattach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
+        for (name, service) in services {
+            if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
+                services[name]?.queue[index].client = client
+                services[name]?.queue[index].clientFraming = framing
+                return true
+            }
+        }
+        for (identity, worker) in workers where worker.inFlight[messageID] != nil {
+            workers[identity]?.inFlight[messageID]?.client = client
+            workers[identity]?.inFlight[messageID]?.clientFraming = framing
+            return true
+        }
+        return false
+    }
+
+    private mutating func answerMMI(_ request: Request, now: Now, into output: inout Output) {
+        let status: String
+        if request.service == "mmi.service" {
+            let name = String(decoding: request.body.last ?? [], as: UTF8.self)
+            status = (services[name]?.workers.isEmpty == false) ? "200" : "404"
+        } else {
+            status = "501"
+        }
+        finish(request, body: [Array(status.utf8)], now: now, into: &output)
+    }
+
+    // MARK: - Workers
+
+    private mutating func workerReady(
+        _ identity: [UInt8], service: String, metadata: [UInt8]?, framing: MDPFraming, now: Now,
+        into output: inout Output
+    ) {
+        if workers[identity] != nil {
+            // READY twice is a protocol error.
+            invalidMessages += 1
+            return removeWorker(identity, reason: "protocol error", now: now, into: &output, notify: true)
+        }
+        let info = metadata.flatMap(WorkerMetadata.init(decoding:))
+        let capacity = max(1, min(info?.capacity ?? 1, 1024))
+        workers[identity] = Worker(
+            identity: identity, service: service, framing: framing, native: metadata != nil, capacity: capacity,
+            expiresAt: now.milliseconds + livenessWindow)
+        services[service, default: Service()].workers.insert(identity)
+        services[service, default: Service()].idle.append(identity)
+        output.events.append(RouterEvents.workerJoined(identity, service: service, capacity: capacity,
+                                                       metadata: info, framing: framing, now: now.wall))
+    }
+
+    private mutating func workerReply(
+        _ identity: [UInt8], client: [UInt8], body: [[UInt8]], final: Bool, now: Now, into output: inout Output
+    ) {
+        guard var worker = workers[identity] else {
+            invalidMessages += 1
+            output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: .plain)))
+            return
+        }
+        worker.expiresAt = now.milliseconds + livenessWindow
+        workers[identity] = worker
+        let key: String?
+        if worker.native, let first = body.first, let envelope = try? Envelope(decoding: first) {
+            key = envelope.causationID
+        } else {
+            key = worker.inFlight.first { $0.value.client == client }?.key
+        }
+        guard let key, let request = worker.inFlight[key] else {
+            // Late or repeated reply to a request that finished or moved elsewhere.
+            duplicateReplies += 1
+            return
+        }
+        guard final else {
+            output.events.append(RouterEvents.reply(request, body: body, final: false, now: now.wall))
+            output.sends.append((request.client, MDPCodec.clientReply(
+                .partial, service: request.service, body: clientBody(request, body, final: false),
+                framing: request.clientFraming)))
+            return
+        }
+        workers[identity]?.inFlight[key] = nil
+        markIdle(identity)
+        finish(request, body: body, now: now, into: &output)
+    }
+
+    private mutating func markIdle(_ identity: [UInt8]) {
+        guard let worker = workers[identity] else { return }
+        services[worker.service]?.idle.append(identity)
+    }
+
+    private mutating func removeWorker(
+        _ identity: [UInt8], reason: String, now: Now, into output: inout Output, notify: Bool
+    ) {
+        guard let worker = workers.removeValue(forKey: identity) else { return }
+        if notify {
+            output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: worker.framing)))
+        }
+        services[worker.service]?.workers.remove(identity)
+        services[worker.service]?.idle.removeAll { $0 == identity }
+        output.events.append(RouterEvents.workerLeft(identity, service: worker.service, reason: reason, now: now.wall))
+        // Its requests go back to the front of the queue, in their original order.
+        let orphans = worker.inFlight.values.sorted { $0.receivedAt < $1.receivedAt }
+        var requeued: [Request] = []
+        for var request in orphans {
+            request.attempt += 1
+            output.events.append(RouterEvents.redelivered(request, reason: reason, now: now.wall))
+            requeued.append(request)
+        }
+        if !requeued.isEmpty {
+            var service = services[worker.service, default: Service()]
+            service.queue = requeued + service.queue[service.queueStart...]
+            service.queueStart = 0
+            services[worker.service] = service
+        }
+    }
+
+    // MARK: - Dispatch and completion
+
+    private mutating func dispatchAll(now: Now, into output: inout Output) {
+        for (name, service) in services where service.queued > 0 && !service.idle.isEmpty {
+            dispatch(name, now: now, into: &output)
+        }
+    }
+
+    private mutating func dispatch(_ name: String, now: Now, into output: inout Output) {
+        guard var service = services[name] else { return }
+        defer { services[name] = service }
+        while service.queued > 0, !service.idle.isEmpty {
+            let identity = service.idle.removeFirst()
+            guard var worker = workers[identity] else { continue }
+            let request = service.queue[service.queueStart]
+            service.queueStart += 1
+            var body = request.body
+            if worker.native {
+                // A native worker always gets an envelope: it carries the run and the attempt.
+                let envelope = Envelope(messageID: request.messageID, runID: request.runID, attempt: request.attempt)
+                if let encoded = try? envelope.encoded() {
+                    body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
+                }
+            }
+            worker.inFlight[request.messageID] = request
+            if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
+            workers[identity] = worker
+            output.sends.append((identity, MDPCodec.workerRequest(client: request.client, body: body,
+                                                                  framing: worker.framing)))
+        }
+        if service.queueStart > 64 && service.queueStart * 2 > service.queue.count {
+            service.queue.removeFirst(service.queueStart)
+            service.queueStart = 0
+        }
+    }
+
+    private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {
+        guard var service = services[name], service.queued > 0 else { return }
+        let hasWorkers = !service.workers.isEmpty
+        var kept: [Request] = []
+        var failed: [(Request, String, String)] = []
+        for request in service.queue[service.queueStart...] {
+            if !hasWorkers && now.milliseconds - request.receivedAt >= Int64(configuration.unknownServiceGrace) {
+                failed.append((request, "unknown_service", "no worker offers service \(name)"))
+            } else if now.milliseconds >= request.expiresAt {
+                failed.append((request, "expired", "request expired before a worker of \(name) was free"))
+            } else {
+                kept.append(request)
+            }
+        }
+        guard !failed.isEmpty else { return }
+        service.queue = kept
+        service.queueStart = 0
+        services[name] = service
+        for (request, code, message) in failed {
+            fail(request, code: code, message: message, now: now, into: &output)
+        }
+    }
+
+    private mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
+        output.events.append(RouterEvents.reply(request, body: body, final: true, now: now.wall))
+        let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
+                                          framing: request.clientFraming)
+        output.sends.append((request.client, frames))
+        if request.native { remember(request.messageID, reply: frames) }
+    }
+
+    /// A native client correlates replies by message id: give it an envelope when the worker did not.
+    private func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
+        guard request.native, body.first.map(Envelope.isEnvelope) != true,
+              let envelope = try? Envelope(messageID: request.messageID + (final ? "/final" : "/partial"),
+                                           runID: request.runID, causationID: request.messageID).encoded()
+        else { return body }
+        return [envelope] + body
+    }
+
+    private mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
+        reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
+               messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
+               into: &output, log: true)
+    }
+
+    /// Answers a request with an error FINAL: `{"error": code, "message": …}`, behind an envelope
+    /// with `status: error` for native clients.
+    private mutating func reject(
+        _ client: [UInt8], service: String, framing: MDPFraming, native: Bool, messageID: String, runID: String,
+        code: String, message: String, now: Now, into output: inout Output, log: Bool
+    ) {
+        var body = [RouterEvents.errorBody(code: code, message: message)]
+        if native, let envelope = try? Envelope(messageID: messageID + "/error", runID: runID, causationID: messageID,
+                                                headers: ["status": "error"]).encoded() {
+            body.insert(envelope, at: 0)
+        }
+        if log {
+            output.events.append(RouterEvents.failed(messageID: messageID, runID: runID, service: service,
+                                                     code: code, message: message, now: now.wall))
+        }
+        let frames = MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
+        output.sends.append((client, frames))
+        if native && !messageID.isEmpty { remember(messageID, reply: frames) }
+    }
+
+    private mutating func remember(_ messageID: String, reply: [[UInt8]]) {
+        finished[messageID] = reply
+        finishedOrder.append(messageID)
+        if finishedOrder.count > 10_000 {
+            for old in finishedOrder.prefix(1000) { finished[old] = nil }
+            finishedOrder.removeFirst(1000)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+public import SwitchboardLog
+import SwitchboardWire
+
+/// The frames of the event bus and of the `sb.events` catch-up service (docs/protocol.md).
+public enum EventBus {
+    /// The catch-up service's name.
+    public static let catchUpService = "sb.events"
+    /// Events per catch-up reply at most; the FINAL says whether more remain.
+    static let catchUpChunk = 1000
+
+    /// `[topic "<run id>.<type>", position (8 bytes big-endian), CloudEvent JSON]`.
+    public static func frames(for event: RecordedEvent, source: String) -> [[UInt8]] {
+        [Array("\(event.runID).\(event.type)".utf8), position(event.position),
+         Array(event.cloudEventJSON(source: source).utf8)]
+    }
+
+    public static func position(_ value: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
+    public static func decodePosition(_ frame: [UInt8]) -> UInt64? {
+        guard frame.count == 8 else { return nil }
+        return frame.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    }
+}
+
+/// Answers `sb.events` requests straight from the log. It is read-only, so its requests are not
+/// logged: an observer's catch-up leaves no trace in the history it reads.
+///
+/// Request body: one frame, the start position (8 bytes big-endian; 0 asks only for the tail),
+/// and optionally a second, a run id. Reply: one PARTIAL per event `[position, CloudEvent JSON]`, then a FINAL
+/// `[last position covered (8 bytes), "more" | "end"]`; on "more", ask again from the next position.
+struct CatchUpService {
+    private static let serviceName = Array(EventBus.catchUpService.utf8)
+    let log: EventLog
+
+    /// Handles the message when it is a client request for `sb.events`; returns whether it did.
+    func handle(identity: [UInt8], frames: [[UInt8]], socket: ZMQSocket) throws -> Bool {
+        // Cheap test first: this runs for every message, and almost none are for sb.events.
+        guard frames.prefix(4).contains(Self.serviceName) else { return false }
+        guard case .success(let (.clientRequest(service, body), framing)) = MDPCodec.decodeFromPeer(frames),
+              service == EventBus.catchUpService
+        else { return false }
+        guard let first = body.first, let from = EventBus.decodePosition(first) else {
+            let error = RouterEvents.errorBody(code: "bad_request", message: "sb.events takes a start position (8 bytes)")
+            try socket.send([identity] + MDPCodec.clientReply(.final, service: service, body: [error], framing: framing),
+                            wait: false)
+            return true
+        }
+        guard from > 0 else {
+            // Position 0 asks only where the log ends: an observer that starts "from now".
+            try socket.send([identity] + MDPCodec.clientReply(
+                .final, service: service, body: [EventBus.position(try log.tail()), Array("end".utf8)],
+                framing: framing), wait: false)
+            return true
+        }
+        let run = body.count > 1 ? String(decoding: body[1], as: UTF8.self) : nil
+        let events = try run.map { try log.events(inRun: $0, from: from, limit: EventBus.catchUpChunk) }
+            ?? log.events(from: from, limit: EventBus.catchUpChunk)
+        for event in events {
+            let reply = [EventBus.position(event.position), Array(event.cloudEventJSON(source: log.cloudEventSource).utf8)]
+            try socket.send([identity] + MDPCodec.clientReply(.partial, service: service, body: reply, framing: framing),
+                            wait: false)
+        }
+        let more = events.count == EventBus.catchUpChunk
+        let covered = more ? (events.last?.position ?? from) : max(try log.tail(), from - 1)
+        try socket.send([identity] + MDPCodec.clientReply(
+            .final, service: service, body: [EventBus.position(covered), Array((more ? "more" : "end").utf8)],
+            framing: framing), wait: false)
+        return true
+    }
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+
+/// How a ``Router`` behaves.
+public struct RouterConfiguration: Sendable {
+    /// The ROUTER socket's endpoint: `tcp://host:port`, `ipc://path` or `inproc://name`.
+    public var endpoint: String
+    /// The XPUB endpoint of the event bus; nil for none.
+    public var eventsEndpoint: String?
+    /// Heartbeat interval towards workers, in milliseconds.
+    public var heartbeatInterval: Int
+    /// Missed intervals after which a worker is dead and its requests are redelivered.
+    public var heartbeatLiveness: Int
+    /// How long a request for a service with no worker waits for one to appear (ms).
+    public var unknownServiceGrace: Int
+    /// How long a request may wait for a worker before it fails as expired (ms).
+    public var requestExpiry: Int
+    /// Requests queued per service before new ones fail with `queue_full`.
+    public var maximumQueueLength: Int
+    /// Largest request or reply body, all frames together, in bytes.
+    public var maximumBodySize: Int
+    /// Messages read from the socket per poll cycle at most: one log commit covers them all.
+    public var maximumBatch: Int
+
+    public init(
+        endpoint: String,
+        eventsEndpoint: String? = nil,
+        heartbeatInterval: Int = 2500,
+        heartbeatLiveness: Int = 3,
+        unknownServiceGrace: Int = 2000,
+        requestExpiry: Int = 60_000,
+        maximumQueueLength: Int = 10_000,
+        maximumBodySize: Int = 4 << 20,
+        maximumBatch: Int = 512
+    ) {
+        self.endpoint = endpoint
+        self.eventsEndpoint = eventsEndpoint
+        self.heartbeatInterval = heartbeatInterval
+        self.heartbeatLiveness = heartbeatLiveness
+        self.unknownServiceGrace = unknownServiceGrace
+        self.requestExpiry = requestExpiry
+        self.maximumQueueLength = maximumQueueLength
+        self.maximumBodySize = maximumBodySize
+        self.maximumBatch = maximumBatch
+    }
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
+
+/// The events the router commits (docs/events.md, "Router events"). Payloads are JSON; message
+/// bodies appear as arrays of base64 frames.
+enum RouterEvents {
+    static let requestReceived = "request.received"
+    static let replyPartial = "reply.partial"
+    static let replyFinal = "reply.final"
+    static let requestFailed = "request.failed"
+    static let requestRedelivered = "request.redelivered"
+    static let workerJoinedType = "worker.joined"
+    static let workerLeftType = "worker.left"
+    static let routerStarted = "router.started"
+
+    static func requestReceived(_ request: BrokerStateMachine.Request, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = request.service
+        json["client"] = hex(request.client)
+        json["framing"] = request.clientFraming.description
+        json.number("attempt", Int(request.attempt))
+        json.frames("body", request.body)
+        return event(requestReceived, request.runID, messageID: request.messageID, causation: "", json, now)
+    }
+
+    static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, now: Timestamp)
+        -> NewEvent
+    {
+        var json = JSONObject()
+        json["service"] = request.service
+        json["client"] = hex(request.client)
+        json.frames("body", body)
+        let type = final ? replyFinal : replyPartial
+        return event(type, request.runID, messageID: request.messageID + (final ? "/final" : "/partial"),
+                     causation: request.messageID, json, now)
+    }
+
+    static func failed(messageID: String, runID: String, service: String, code: String, message: String,
+                       now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = service
+        json["error"] = code
+        json["message"] = message
+        return event(requestFailed, runID, messageID: messageID + "/error", causation: messageID, json, now)
+    }
+
+    static func redelivered(_ request: BrokerStateMachine.Request, reason: String, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = request.service
+        json.number("attempt", Int(request.attempt))
+        json["reason"] = reason
+        return event(requestRedelivered, request.runID, messageID: request.messageID, causation: "", json, now)
+    }
+
+    static func workerJoined(_ identity: [UInt8], service: String, capacity: Int, metadata: WorkerMetadata?,
+                             framing: MDPFraming, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = service
+        json["worker"] = hex(identity)
+        json["framing"] = framing.description
+        json.number("capacity", capacity)
+        if let metadata {
+            json["version"] = metadata.version
+            json["configDigest"] = metadata.configDigest
+        }
+        return event(workerJoinedType, "", messageID: "", causation: "", json, now)
+    }
+
+    static func workerLeft(_ identity: [UInt8], service: String, reason: String, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = service
+        json["worker"] = hex(identity)
+        json["reason"] = reason
+        return event(workerLeftType, "", messageID: "", causation: "", json, now)
+    }
+
+    static func started(endpoint: String, recovered: Int, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["endpoint"] = endpoint
+        json.number("recovered", recovered)
+        return event(routerStarted, "", messageID: "", causation: "", json, now)
+    }
+
+    /// The body of an error FINAL.
+    static func errorBody(code: String, message: String) -> [UInt8] {
+        var json = JSONObject()
+        json["error"] = code
+        json["message"] = message
+        return Array(json.text.utf8)
+    }
+
+    private static func event(_ type: String, _ runID: String, messageID: String, causation: String,
+                              _ json: JSONObject, _ now: Timestamp) -> NewEvent {
+        NewEvent(type: type, runID: runID, messageID: messageID, causationID: causation, timestamp: now,
+                 payload: Array(json.text.utf8), payloadEncoding: .json)
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unhex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case 0x30...0x39: digit - 0x30
+        case 0x61...0x66: digit - 0x61 + 10
+        default: nil
+        }
+    }
+}
+
+/// A flat JSON object written in insertion order.
+struct JSONObject {
+    private(set) var text = "{}"
+
+    private mutating func key(_ name: String) {
+        text.removeLast()
+        if text.count > 1 { text += "," }
+        JSONText.appendString(name, to: &text)
+        text += ":"
+    }
+
+    subscript(name: String) -> String? {
+        get { nil }
+        set {
+            guard let newValue else { return }
+            key(name)
+            JSONText.appendString(newValue, to: &text)
+            text += "}"
+        }
+    }
+
+    mutating func number(_ name: String, _ value: Int) {
+        key(name)
+        text += String(value) + "}"
+    }
+
+    mutating func frames(_ name: String, _ frames: [[UInt8]]) {
+        key(name)
+        text += "[" + frames.map { "\"" + Base64.encode($0) + "\"" }.joined(separator: ",") + "]}"
+    }
+}
