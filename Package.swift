@@ -75,6 +75,11 @@ let package = Package(
             dependencies: ["SwitchboardWire", "SwitchboardServices"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "SwitchboardRouterTests",
+            dependencies: ["SwitchboardRouter", "SwitchboardWire", "SwitchboardLog", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
         // Tests that start real processes: the CLI and the LogAppender helper.
         .testTarget(
             name: "IntegrationTests",

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
+import Testing
+
+@testable import SwitchboardRouter
+
+/// The broker's decisions, driven without sockets: frames and clock ticks in, events and frames out.
+@Suite struct BrokerStateMachineTests {
+    var machine = BrokerStateMachine(
+        configuration: RouterConfiguration(endpoint: "inproc://x", heartbeatInterval: 100, heartbeatLiveness: 3,
+                                           unknownServiceGrace: 500, requestExpiry: 2000, maximumQueueLength: 2,
+                                           maximumBodySize: 64),
+        idPrefix: "m1.")
+    var clock: Int64 = 1000
+
+    mutating func send(_ identity: String, _ frames: [[UInt8]]) -> BrokerStateMachine.Output {
+        var output = BrokerStateMachine.Output()
+        machine.receive(identity: Array(identity.utf8), frames: frames, now: now, into: &output)
+        return output
+    }
+
+    mutating func tick(after milliseconds: Int64) -> BrokerStateMachine.Output {
+        clock += milliseconds
+        var output = BrokerStateMachine.Output()
+        machine.tick(now: now, into: &output)
+        return output
+    }
+
+    var now: BrokerStateMachine.Now { .init(milliseconds: clock, wall: Timestamp(nanosecondsSinceEpoch: clock * 1_000_000)) }
+
+    func request(_ body: String, framing: MDPFraming = .plain, service: String = "echo") -> [[UInt8]] {
+        MDPCodec.clientRequest(service: service, body: [Array(body.utf8)], framing: framing)
+    }
+
+    func sentTo(_ output: BrokerStateMachine.Output, _ identity: String) -> [[[UInt8]]] {
+        output.sends.filter { $0.identity == Array(identity.utf8) }.map(\.frames)
+    }
+
+    @Test mutating func requestsGoToTheLeastRecentlyUsedWorkerAndRepliesBackInTheClientsFraming() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("w2", MDPCodec.workerReady(service: "echo", framing: .delimited))
+        let first = send("c1", request("a", framing: .delimited))
+        #expect(first.events.map(\.type) == ["request.received"])
+        let toW1 = try #require(sentTo(first, "w1").first)
+        let decoded = try MDPCodec.decodeForWorker(toW1)
+        #expect(decoded.client == Array("c1".utf8) && decoded.body == [Array("a".utf8)])
+        let second = send("c2", request("b"))
+        #expect(try MDPCodec.decodeForWorker(try #require(sentTo(second, "w2").first), framing: .delimited).body
+            == [Array("b".utf8)])
+
+        let partial = send("w1", MDPCodec.workerReply(.workerPartial, client: Array("c1".utf8), body: [[1]]))
+        #expect(partial.events.map(\.type) == ["reply.partial"])
+        let final = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[2]]))
+        #expect(final.events.map(\.type) == ["reply.final"])
+        #expect(final.events[0].causationID == first.events[0].messageID)
+        let reply = try MDPCodec.decodeClientReply(try #require(sentTo(final, "c1").first), framing: .delimited)
+        #expect(reply.command == .final && reply.body == [[2]] && reply.service == "echo")
+        // A second FINAL for the same request is dropped.
+        let duplicate = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[2]]))
+        #expect(duplicate.events.isEmpty && duplicate.sends.isEmpty)
+        #expect(machine.duplicateReplies == 1)
+    }
+
+    @Test mutating func aDeadWorkersRequestIsRedeliveredWithTheNextAttempt() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        let received = send("c1", request("job"))
+        #expect(sentTo(received, "w1").count == 1)
+        _ = send("w2", MDPCodec.workerReady(service: "echo"))
+        // w2 keeps heartbeating; w1 falls silent and expires after 3 intervals (300 ms).
+        var expired = BrokerStateMachine.Output()
+        for _ in 0..<4 where expired.events.isEmpty {
+            _ = send("w2", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            expired = tick(after: 90)
+        }
+        #expect(clock == 1360)
+        try #require(expired.events.map(\.type) == ["worker.left", "request.redelivered"])
+        #expect(String(decoding: expired.events[1].payload, as: UTF8.self).contains("\"attempt\":2"))
+        let redelivered = try #require(sentTo(expired, "w2").first { (try? MDPCodec.decodeForWorker($0).command) == .workerRequest })
+        #expect(try MDPCodec.decodeForWorker(redelivered).body == [Array("job".utf8)])
+        #expect(sentTo(expired, "w1").contains(MDPCodec.workerSignal(.disconnect, framing: .plain)))
+    }
+
+    @Test mutating func errorsAreRepliesNotSilence() throws {
+        // No worker: after the grace period, unknown service.
+        _ = send("c1", request("x", service: "nobody"))
+        #expect(tick(after: 400).sends.isEmpty)
+        let unknown = tick(after: 100)
+        #expect(unknown.events.map(\.type) == ["request.failed"])
+        let body = try MDPCodec.decodeClientReply(try #require(sentTo(unknown, "c1").first)).body
+        #expect(String(decoding: body[0], as: UTF8.self).contains("\"error\":\"unknown_service\""))
+
+        // Too large.
+        let large = send("c2", MDPCodec.clientRequest(service: "echo", body: [[UInt8](repeating: 0, count: 65)]))
+        #expect(large.events.map(\.type) == ["request.received", "request.failed"])
+        #expect(String(decoding: try MDPCodec.decodeClientReply(sentTo(large, "c2")[0]).body[0], as: UTF8.self)
+            .contains("too_large"))
+
+        // A busy worker: two wait, the third is refused, the waiting ones expire.
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("c3", request("1"))
+        _ = send("c4", request("2"))
+        _ = send("c5", request("3"))
+        let full = send("c6", request("4"))
+        #expect(String(decoding: try MDPCodec.decodeClientReply(sentTo(full, "c6")[0]).body[0], as: UTF8.self)
+            .contains("queue_full"))
+        var expired: [String] = []
+        for _ in 0..<25 {
+            _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            expired += tick(after: 90).events.map(\.type)
+        }
+        #expect(expired.filter { $0 == "request.failed" }.count == 2)
+    }
+
+    @Test mutating func mmiServiceAnswersFromTheRegistry() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        for (name, status) in [("echo", "200"), ("other", "404")] {
+            let output = send("c", MDPCodec.clientRequest(service: "mmi.service", body: [Array(name.utf8)]))
+            #expect(try MDPCodec.decodeClientReply(sentTo(output, "c")[0]).body == [Array(status.utf8)])
+        }
+        let unknown = send("c", MDPCodec.clientRequest(service: "mmi.nothing", body: []))
+        #expect(try MDPCodec.decodeClientReply(sentTo(unknown, "c")[0]).body == [Array("501".utf8)])
+    }
+
+    @Test mutating func nativeWorkersTakeSeveralRequestsAndCorrelateByMessageID() throws {
+        let metadata = WorkerMetadata(version: "1.2", configDigest: "abc", capacity: 2).encoded()
+        let joined = send("w1", MDPCodec.workerReady(service: "llm", metadata: metadata))
+        #expect(String(decoding: joined.events[0].payload, as: UTF8.self).contains("\"capacity\":2"))
+        let env = { (id: String) in try Envelope(messageID: id, runID: "run-1").encoded() }
+        let a = send("c1", MDPCodec.clientRequest(service: "llm", body: [try env("a"), [1]]))
+        let b = send("c1", MDPCodec.clientRequest(service: "llm", body: [try env("b"), [2]]))
+        let c = send("c1", MDPCodec.clientRequest(service: "llm", body: [try env("c"), [3]]))
+        #expect(sentTo(a, "w1").count == 1 && sentTo(b, "w1").count == 1 && sentTo(c, "w1").isEmpty)
+        #expect(a.events[0].runID == "run-1" && a.events[0].messageID == "a")
+        // Reply to b first: correlation is by the envelope, not by order.
+        let reply = try Envelope(messageID: "b/final", runID: "run-1", causationID: "b").encoded()
+        let done = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [reply, [22]]))
+        #expect(done.events.map(\.causationID) == ["b"])
+        #expect(sentTo(done, "w1").count == 1)  // c is dispatched into the freed slot
+        // The same request again (a reconnected client) gets the stored answer, not a second call.
+        let again = send("c9", MDPCodec.clientRequest(service: "llm", body: [try env("b"), [2]]))
+        #expect(again.events.isEmpty)
+        #expect(try MDPCodec.decodeClientReply(sentTo(again, "c9")[0]).body.last == [22])
+    }
+
+    @Test mutating func protocolViolationsAreCountedAndDoNotCrash() {
+        _ = send("x", [[9, 9]])
+        _ = send("x", [])
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        let twice = send("w1", MDPCodec.workerReady(service: "echo"))
+        #expect(twice.events.map(\.type) == ["worker.left"])
+        let stranger = send("w9", MDPCodec.workerReply(.workerFinal, client: [1], body: []))
+        #expect(sentTo(stranger, "w9") == [MDPCodec.workerSignal(.disconnect, framing: .plain)])
+        #expect(machine.invalidMessages == 4)
+    }
+}
