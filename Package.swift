@@ -83,7 +83,9 @@ let package = Package(
         // Tests that start real processes: the CLI and the LogAppender helper.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["SwitchboardLog", "TestSupport", "LogAppender", "SwitchboardCLI"],
+            dependencies: [
+                "SwitchboardLog", "SwitchboardWire", "SwitchboardRouter", "TestSupport", "LogAppender", "SwitchboardCLI",
+            ],
             exclude: ["Python"],
             swiftSettings: swiftSettings
         ),

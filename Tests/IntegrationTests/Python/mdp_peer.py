@@ -28,9 +28,12 @@ def show(frames):
     return [f.decode("utf-8", "backslashreplace") for f in frames]
 
 
-def new_dealer(ctx, endpoint):
+def new_dealer(ctx, endpoint, identity=None):
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)  # never hang at exit on undeliverable messages
+    if identity:
+        # A fixed identity lets a restarted router's replies find this client again.
+        s.setsockopt(zmq.ROUTING_ID, identity.encode())
     s.connect(endpoint)
     return s
 
@@ -55,7 +58,7 @@ def run_client(a):
     body = [b.encode() for b in a.body]
     lead = [b""] if a.delimited else []
     ctx = zmq.Context()
-    sock = new_dealer(ctx, a.endpoint)
+    sock = new_dealer(ctx, a.endpoint, a.identity)
     for _ in range(a.repeat):
         sock.send_multipart(lead + [MDPC, C_REQUEST, service] + body)
         deadline = time.monotonic() + a.timeout_ms / 1000
@@ -125,6 +128,8 @@ class Worker:
         self.count(body)
         if self.a.die_after_requests and self.requests >= self.a.die_after_requests:
             os._exit(0)  # simulated crash: no reply, no DISCONNECT, no cleanup
+        if self.a.stall_after_requests and self.requests >= self.a.stall_after_requests:
+            time.sleep(3600)  # busy forever mid-request, silent: a test kills it with SIGKILL
         for i in range(self.a.partials):
             self.send(W_PARTIAL, client, b"", f"partial-{i}:".encode() + body[0], *body[1:])
         self.send(W_FINAL, client, b"", self.a.reply_prefix.encode() + body[0], *body[1:])
@@ -193,6 +198,8 @@ def main():
     w.add_argument("--partials", type=int, default=0, help="PARTIALs before each FINAL")
     w.add_argument("--die-after-requests", type=int, default=0, metavar="K",
                    help="os._exit(0) on receiving the K-th request, without replying")
+    w.add_argument("--stall-after-requests", type=int, default=0, metavar="K",
+                   help="on receiving the K-th request, hang without replying or heartbeating")
     w.add_argument("--reply-prefix", default="", help="prefix for the FINAL's first body frame")
     w.add_argument("--count-file", help="append the first body frame of each request received")
     c = sub.add_parser("client", help="send a request, print replies as JSON lines")
@@ -202,6 +209,7 @@ def main():
     c.add_argument("--delimited", action="store_true", help="extra empty frame before every command")
     c.add_argument("--timeout-ms", type=int, default=5000, help="per request, until its FINAL")
     c.add_argument("--repeat", type=int, default=1, help="send the request N times, one after another")
+    c.add_argument("--identity", help="fixed ZeroMQ routing id, so replies reach it across reconnects")
     a = p.parse_args()
     if a.role == "worker" and a.heartbeat_ms <= 0:
         p.error("--heartbeat-ms must be positive")
