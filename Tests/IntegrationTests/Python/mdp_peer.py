@@ -161,10 +161,14 @@ class Worker:
                 if time.monotonic() - self.last_sent >= self.interval / 2:
                     self.send(W_HEARTBEAT)
             elif cmd == W_DISCONNECT and len(frames) == 2:
-                # RFC 18 says a worker should reconnect; for tests, exiting makes it observable
-                print("mdp_peer: broker sent DISCONNECT, exiting", file=sys.stderr, flush=True)
-                self.sock.close()
-                return 0
+                # RFC 18: a worker told to disconnect reconnects on a new socket (e.g. after a broker
+                # restart forgot it); --exit-on-disconnect makes the DISCONNECT observable instead
+                if self.a.exit_on_disconnect:
+                    print("mdp_peer: broker sent DISCONNECT, exiting", file=sys.stderr, flush=True)
+                    self.sock.close()
+                    return 0
+                print("mdp_peer: broker sent DISCONNECT, reconnecting", file=sys.stderr, flush=True)
+                self.connect()
             else:
                 fail(3, f"unexpected command from broker: {show(frames)}")
         # SIGTERM/SIGINT: say goodbye so the broker drops us now instead of after heartbeat expiry;
@@ -200,6 +204,7 @@ def main():
                    help="os._exit(0) on receiving the K-th request, without replying")
     w.add_argument("--stall-after-requests", type=int, default=0, metavar="K",
                    help="on receiving the K-th request, hang without replying or heartbeating")
+    w.add_argument("--exit-on-disconnect", action="store_true", help="exit on DISCONNECT instead of reconnecting")
     w.add_argument("--reply-prefix", default="", help="prefix for the FINAL's first body frame")
     w.add_argument("--count-file", help="append the first body frame of each request received")
     c = sub.add_parser("client", help="send a request, print replies as JSON lines")
