@@ -11,11 +11,14 @@ import SwitchboardWire
 ///  worker PARTIAL/FINAL ──► matching in-flight request ──► PARTIAL/FINAL to client
 /// ```
 /// Every step that the log must record appends to ``Output/events``; the owner commits those
-/// before it sends ``Output/sends`` (log before forward).
+/// before it sends ``Output/sends`` (log before forward). ``Output/early`` holds what depends on
+/// nothing uncommitted (heartbeats, requests committed in an earlier cycle going to a worker): the
+/// owner sends it before the commit, so workers keep busy while the log syncs.
 struct BrokerStateMachine {
     struct Output {
         var events: [NewEvent] = []
         var sends: [(identity: [UInt8], frames: [[UInt8]])] = []
+        var early: [(identity: [UInt8], frames: [[UInt8]])] = []
     }
 
     /// A moment: monotonic milliseconds for timers, wall time for event timestamps.
@@ -35,6 +38,8 @@ struct BrokerStateMachine {
         var attempt: UInt32
         var receivedAt: Int64
         var expiresAt: Int64
+        /// The cycle whose commit holds this request's latest event.
+        var cycle: UInt64 = 0
     }
 
     struct Worker {
@@ -67,6 +72,8 @@ struct BrokerStateMachine {
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
     let idPrefix: String
+    /// Counts commits: ``endCycle()`` after each.
+    private(set) var cycle: UInt64 = 0
     private(set) var invalidMessages = 0
     private(set) var duplicateReplies = 0
 
@@ -121,7 +128,7 @@ struct BrokerStateMachine {
         }
         if now.milliseconds >= nextHeartbeat {
             for worker in workers.values {
-                output.sends.append((worker.identity, MDPCodec.workerSignal(.heartbeat, framing: worker.framing)))
+                output.early.append((worker.identity, MDPCodec.workerSignal(.heartbeat, framing: worker.framing)))
             }
             nextHeartbeat = now.milliseconds + Int64(configuration.heartbeatInterval)
         }
@@ -129,6 +136,11 @@ struct BrokerStateMachine {
             expireRequests(of: name, now: now, into: &output)
         }
         dispatchAll(now: now, into: &output)
+    }
+
+    /// The owner committed this cycle's events.
+    mutating func endCycle() {
+        cycle += 1
     }
 
     /// Queues a request recovered from the log after a restart (attempt already raised).
@@ -177,7 +189,7 @@ struct BrokerStateMachine {
         }
         let request = Request(
             messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
-            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt)
+            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt, cycle: cycle)
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
 
         let size = body.reduce(0) { $0 + $1.count }
@@ -300,6 +312,7 @@ struct BrokerStateMachine {
         var requeued: [Request] = []
         for var request in orphans {
             request.attempt += 1
+            request.cycle = cycle
             output.events.append(RouterEvents.redelivered(request, reason: reason, now: now.wall))
             requeued.append(request)
         }
@@ -338,8 +351,12 @@ struct BrokerStateMachine {
             worker.inFlight[request.messageID] = request
             if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
             workers[identity] = worker
-            output.sends.append((identity, MDPCodec.workerRequest(client: request.client, body: body,
-                                                                  framing: worker.framing)))
+            let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
+            if request.cycle < cycle {
+                output.early.append((identity, frames))
+            } else {
+                output.sends.append((identity, frames))
+            }
         }
         if service.queueStart > 64 && service.queueStart * 2 > service.queue.count {
             service.queue.removeFirst(service.queueStart)

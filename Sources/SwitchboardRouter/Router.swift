@@ -67,7 +67,7 @@ public final class Router: Sendable {
             output.events.append(RouterEvents.redelivered(request, reason: "router restart", now: now.wall))
             machine.enqueueRecovered(request)
         }
-        try commitAndSend(&output, socket: socket, publisher: publisher)
+        try commitAndSend(&output, machine: &machine, socket: socket, publisher: publisher)
         onListening(socket.lastEndpoint, publisher?.lastEndpoint)
 
         let catchUp = CatchUpService(log: log)
@@ -91,17 +91,22 @@ public final class Router: Sendable {
                 while try publisher.receive(wait: false) != nil {}
             }
             machine.tick(now: clock.now(), into: &output)
-            try commitAndSend(&output, socket: socket, publisher: publisher)
+            try commitAndSend(&output, machine: &machine, socket: socket, publisher: publisher)
         }
     }
 
     private func commitAndSend(
-        _ output: inout BrokerStateMachine.Output, socket: ZMQSocket, publisher: ZMQSocket?
+        _ output: inout BrokerStateMachine.Output, machine: inout BrokerStateMachine, socket: ZMQSocket,
+        publisher: ZMQSocket?
     ) throws {
+        for (identity, frames) in output.early {
+            _ = try socket.send([identity] + frames, wait: false)
+        }
         var committed: [RecordedEvent] = []
         if !output.events.isEmpty {
             committed = try log.append(output.events).events
         }
+        machine.endCycle()
         for (identity, frames) in output.sends {
             // A full peer queue drops the message, like ZeroMQ's ROUTER does; the log keeps it.
             _ = try socket.send([identity] + frames, wait: false)

@@ -34,7 +34,21 @@ import Testing
     }
 
     func sentTo(_ output: BrokerStateMachine.Output, _ identity: String) -> [[[UInt8]]] {
-        output.sends.filter { $0.identity == Array(identity.utf8) }.map(\.frames)
+        (output.early + output.sends).filter { $0.identity == Array(identity.utf8) }.map(\.frames)
+    }
+
+    @Test mutating func onlyRequestsCommittedInAnEarlierCycleGoOutBeforeTheCommit() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        machine.endCycle()
+        let first = send("c1", request("a"))
+        #expect(first.early.isEmpty && first.sends.count == 1)  // received this cycle: after the commit
+        let queued = send("c2", request("b"))
+        #expect(queued.sends.isEmpty && queued.early.isEmpty)   // worker busy
+        machine.endCycle()
+        let reply = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[1]]))
+        // "b" was committed in the last cycle: to the worker at once; the reply waits for the commit.
+        #expect(reply.early.map { String(decoding: $0.identity, as: UTF8.self) } == ["w1"])
+        #expect(reply.sends.map { String(decoding: $0.identity, as: UTF8.self) } == ["c1"])
     }
 
     @Test mutating func requestsGoToTheLeastRecentlyUsedWorkerAndRepliesBackInTheClientsFraming() throws {
