@@ -143,6 +143,24 @@ struct BrokerStateMachine {
         cycle += 1
     }
 
+    /// Remembers the answer a previous router committed for a native request, so that a client
+    /// asking again with the same message id gets it (the answer may never have left that router).
+    mutating func rememberRecovered(_ request: Request, outcome: RecoveredOutcome) {
+        switch outcome {
+        case .final(let body):
+            remember(request.messageID, reply: MDPCodec.clientReply(
+                .final, service: request.service, body: clientBody(request, body, final: true),
+                framing: request.clientFraming))
+        case .failed(let code, let message):
+            remember(request.messageID, reply: errorReply(request, code: code, message: message))
+        }
+    }
+
+    enum RecoveredOutcome {
+        case final([[UInt8]])
+        case failed(code: String, message: String)
+    }
+
     /// Queues a request recovered from the log after a restart (attempt already raised).
     mutating func enqueueRecovered(_ request: Request) {
         services[request.service, default: Service()].queue.append(request)
@@ -341,6 +359,10 @@ struct BrokerStateMachine {
             let request = service.queue[service.queueStart]
             service.queueStart += 1
             var body = request.body
+            if request.native && !worker.native {
+                // A plain MDP worker gets a plain body; the router adds the reply's envelope.
+                body = Array(body.dropFirst())
+            }
             if worker.native {
                 // A native worker always gets an envelope: it carries the run and the attempt.
                 let envelope = Envelope(messageID: request.messageID, runID: request.runID, attempt: request.attempt)
@@ -416,18 +438,29 @@ struct BrokerStateMachine {
         _ client: [UInt8], service: String, framing: MDPFraming, native: Bool, messageID: String, runID: String,
         code: String, message: String, now: Now, into output: inout Output, log: Bool
     ) {
+        if log {
+            output.events.append(RouterEvents.failed(messageID: messageID, runID: runID, service: service,
+                                                     code: code, message: message, now: now.wall))
+        }
+        let frames = Self.errorFrames(service: service, framing: framing, native: native, messageID: messageID,
+                                      runID: runID, code: code, message: message)
+        output.sends.append((client, frames))
+        if native && !messageID.isEmpty { remember(messageID, reply: frames) }
+    }
+
+    private func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
+        Self.errorFrames(service: request.service, framing: request.clientFraming, native: request.native,
+                         messageID: request.messageID, runID: request.runID, code: code, message: message)
+    }
+
+    private static func errorFrames(service: String, framing: MDPFraming, native: Bool, messageID: String,
+                                    runID: String, code: String, message: String) -> [[UInt8]] {
         var body = [RouterEvents.errorBody(code: code, message: message)]
         if native, let envelope = try? Envelope(messageID: messageID + "/error", runID: runID, causationID: messageID,
                                                 headers: ["status": "error"]).encoded() {
             body.insert(envelope, at: 0)
         }
-        if log {
-            output.events.append(RouterEvents.failed(messageID: messageID, runID: runID, service: service,
-                                                     code: code, message: message, now: now.wall))
-        }
-        let frames = MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
-        output.sends.append((client, frames))
-        if native && !messageID.isEmpty { remember(messageID, reply: frames) }
+        return MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
     }
 
     private mutating func remember(_ messageID: String, reply: [[UInt8]]) {

@@ -56,11 +56,15 @@ public final class Router: Sendable {
         let clock = MonotonicClock()
         let startTail = try log.tail()
         var machine = BrokerStateMachine(configuration: configuration, idPrefix: "m\(startTail + 1).")
-        let recovered = try RouterRecovery.pendingRequests(in: log)
+        let recovered = try RouterRecovery.recover(from: log)
         var output = BrokerStateMachine.Output()
         let now = clock.now()
-        output.events.append(RouterEvents.started(endpoint: socket.lastEndpoint, recovered: recovered.count, now: now.wall))
-        for var request in recovered {
+        output.events.append(RouterEvents.started(endpoint: socket.lastEndpoint, recovered: recovered.pending.count,
+                                                  now: now.wall))
+        for (request, outcome) in recovered.answered {
+            machine.rememberRecovered(request, outcome: outcome)
+        }
+        for var request in recovered.pending {
             request.attempt += 1
             request.receivedAt = now.milliseconds
             request.expiresAt = now.milliseconds + Int64(configuration.requestExpiry)

@@ -8,15 +8,14 @@ import TestSupport
 
 /// The router is SIGKILLed under load and restarted on the same data directory and port.
 @Suite(.serialized) struct RouterRecoveryTests {
-    /// One client with a fixed routing id, so the restarted router's replies still reach it.
+    /// A native client: fixed routing id, and an envelope whose message id it repeats when it asks again.
     final class LoadClient {
         let socket: ZMQSocket
         let name: String
         var index = 0
-        var attempt = 0
         var sentAt = Date()
-        var finals: [String] = []
-        var errors = 0
+        var asked: [String: Int] = [:]
+        var answers: [String: [String]] = [:]
 
         init(context: ZMQContext, endpoint: String, name: String) throws {
             socket = try ZMQSocket(context, type: .dealer)
@@ -25,11 +24,27 @@ import TestSupport
             self.name = name
         }
 
-        var body: String { "\(name)#\(index).\(attempt)" }
+        var messageID: String { "\(name)-\(index)" }
 
         func send() throws {
-            try socket.send(MDPCodec.clientRequest(service: "echo", body: [Array(body.utf8)]))
+            let envelope = try Envelope(messageID: messageID, runID: "run-\(name)").encoded()
+            try socket.send(MDPCodec.clientRequest(service: "echo", body: [envelope, Array("\(name)#\(index)".utf8)]))
+            asked[messageID, default: 0] += 1
             sentAt = Date()
+        }
+
+        /// Reads every waiting reply; returns false when the router answered something never asked.
+        func receive(perClient: Int) throws {
+            while let frames = try socket.receive(wait: false) {
+                let reply = try MDPCodec.decodeClientReply(frames)
+                guard reply.command == .final, reply.body.count == 2 else { continue }
+                let envelope = try Envelope(decoding: reply.body[0])
+                answers[envelope.causationID, default: []].append(String(decoding: reply.body[1], as: UTF8.self))
+                if envelope.causationID == messageID {
+                    index += 1
+                    if index < perClient { try send() }
+                }
+            }
         }
     }
 
@@ -60,41 +75,19 @@ import TestSupport
                 }
                 let readable = try ZMQSocket.poll(clients.map(\.socket), timeout: 50)
                 for (client, ready) in zip(clients, readable) where ready {
-                    while let frames = try client.socket.receive(wait: false) {
-                        let reply = try MDPCodec.decodeClientReply(frames)
-                        guard reply.command == .final else { continue }
-                        let body = String(decoding: reply.body.first ?? [], as: UTF8.self)
-                        if body.hasPrefix("{\"error\"") {
-                            // Answered with an error (no worker yet after the restart): ask again.
-                            client.errors += 1
-                            client.attempt += 1
-                            try client.send()
-                            continue
-                        }
-                        client.finals.append(body)
-                        if body == client.body {
-                            client.index += 1
-                            client.attempt = 0
-                            if client.index < perClient { try client.send() }
-                        }
-                    }
+                    try client.receive(perClient: perClient)
                 }
-                // A plain MDP client cannot know whether an unanswered request was committed:
-                // after 4 s it asks again, under a new body, as a new request.
-                for client in clients where client.index < perClient && Date().timeIntervalSince(client.sentAt) > 4 {
-                    client.attempt += 1
+                // No answer in 2 s: ask again under the same message id, as a native client does.
+                for client in clients where client.index < perClient && Date().timeIntervalSince(client.sentAt) > 2 {
                     try client.send()
                 }
             }
             #expect(crashed)
             #expect(clients.allSatisfy { $0.index == perClient }, "clients did not finish")
-            // Late answers to requests that were retried would arrive now.
-            let drainUntil = Date().addingTimeInterval(1.5)
+            let drainUntil = Date().addingTimeInterval(1)
             while Date() < drainUntil {
                 for (client, ready) in zip(clients, try ZMQSocket.poll(clients.map(\.socket), timeout: 50)) where ready {
-                    while let frames = try client.socket.receive(wait: false) {
-                        client.finals.append(String(decoding: try MDPCodec.decodeClientReply(frames).body.first ?? [], as: UTF8.self))
-                    }
+                    try client.receive(perClient: perClient)
                 }
             }
             router.process.kill()
@@ -103,33 +96,25 @@ import TestSupport
             #expect(try log.verify().isSound)
             let events = try log.events()
             #expect(events.filter { $0.type == "router.started" }.count == 2)
-            let accepted = events.filter { $0.type == "request.received" && !$0.payload.isEmpty }
-            var finalsPerRequest: [String: Int] = [:]
+            // In the log: every accepted request once, with exactly one answer.
+            let accepted = events.filter { $0.type == "request.received" }.map(\.messageID)
+            #expect(Set(accepted).count == accepted.count, "a request was accepted twice")
+            var answers: [String: Int] = [:]
             for event in events where event.type == "reply.final" || event.type == "request.failed" {
-                finalsPerRequest[event.causationID, default: 0] += 1
+                answers[event.causationID, default: 0] += 1
             }
-            // In the log: every accepted request has exactly one answer.
-            for request in accepted {
-                #expect(finalsPerRequest[request.messageID] == 1, "request \(request.messageID)")
+            #expect(accepted.allSatisfy { answers[$0] == 1 })
+            #expect(accepted.count == 4 * perClient)
+            // At the clients: every request answered with its own echo, and never more often than asked.
+            for client in clients {
+                for index in 0..<perClient {
+                    let id = "\(client.name)-\(index)"
+                    let got = client.answers[id] ?? []
+                    #expect(!got.isEmpty && got.allSatisfy { $0 == "\(client.name)#\(index)" }, "\(id): \(got)")
+                    #expect(got.count <= client.asked[id, default: 0], "\(id) answered \(got.count)× for \(client.asked[id, default: 0]) asks")
+                }
             }
-            // At the clients: each answer arrived exactly once, and only for accepted requests.
-            let answered = Set(events.filter { $0.type == "reply.final" }.map(\.causationID))
-            let answeredBodies = accepted.filter { answered.contains($0.messageID) }.compactMap { body(of: $0) }
-            let received = clients.flatMap(\.finals)
-            #expect(Set(received).count == received.count, "a client got a FINAL twice")
-            #expect(Set(received) == Set(answeredBodies))
-            #expect(received.count >= 4 * perClient)
-            #expect(clients.reduce(0) { $0 + $1.errors } == events.filter { $0.type == "request.failed" }.count)
         }
-    }
-
-    /// The first body frame of a `request.received` event.
-    private func body(of event: RecordedEvent) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(event.payload)) as? [String: Any],
-              let frames = object["body"] as? [String], let first = frames.first,
-              let data = Data(base64Encoded: first)
-        else { return nil }
-        return String(decoding: data, as: UTF8.self)
     }
 
     @Test func anObserverStartingMidStreamSeesTheLogWithoutGapOrDuplicate() throws {

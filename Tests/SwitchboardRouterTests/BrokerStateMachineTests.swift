@@ -157,6 +157,17 @@ import Testing
         #expect(try MDPCodec.decodeClientReply(sentTo(again, "c9")[0]).body.last == [22])
     }
 
+    @Test mutating func plainWorkersSeePlainBodiesAndNativeClientsStillGetEnvelopes() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        let envelope = try Envelope(messageID: "n-1", runID: "run-n").encoded()
+        let dispatched = send("c1", MDPCodec.clientRequest(service: "echo", body: [envelope, [7]]))
+        #expect(try MDPCodec.decodeForWorker(sentTo(dispatched, "w1")[0]).body == [[7]])
+        let done = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[8]]))
+        let reply = try MDPCodec.decodeClientReply(sentTo(done, "c1")[0])
+        #expect(try Envelope(decoding: reply.body[0]).causationID == "n-1")
+        #expect(reply.body[1] == [8])
+    }
+
     @Test mutating func protocolViolationsAreCountedAndDoNotCrash() {
         _ = send("x", [[9, 9]])
         _ = send("x", [])
