@@ -12,8 +12,11 @@ import SwitchboardWire
 /// ```
 /// Every step that the log must record appends to ``Output/events``; the owner commits those
 /// before it sends ``Output/sends`` (log before forward). ``Output/early`` holds what depends on
-/// nothing uncommitted (heartbeats, requests committed in an earlier cycle going to a worker): the
-/// owner sends it before the commit, so workers keep busy while the log syncs.
+/// nothing uncommitted (heartbeats, requests whose batch is already committed going to a worker):
+/// the owner sends it at once, so workers keep busy while the log syncs.
+///
+/// Each cycle's output is one *batch*. The owner may commit batches in the background, in order;
+/// ``sealBatch()`` starts the next batch and ``markCommitted(through:)`` reports progress.
 struct BrokerStateMachine {
     struct Output {
         var events: [NewEvent] = []
@@ -38,8 +41,8 @@ struct BrokerStateMachine {
         var attempt: UInt32
         var receivedAt: Int64
         var expiresAt: Int64
-        /// The cycle whose commit holds this request's latest event.
-        var cycle: UInt64 = 0
+        /// The batch whose commit holds this request's latest event.
+        var batch: UInt64 = 0
     }
 
     struct Worker {
@@ -72,8 +75,10 @@ struct BrokerStateMachine {
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
     let idPrefix: String
-    /// Counts commits: ``endCycle()`` after each.
-    private(set) var cycle: UInt64 = 0
+    /// The batch this cycle's output belongs to.
+    private(set) var batch: UInt64 = 1
+    /// Every batch up to this one is committed.
+    private(set) var committedBatch: UInt64 = 0
     private(set) var invalidMessages = 0
     private(set) var duplicateReplies = 0
 
@@ -138,9 +143,14 @@ struct BrokerStateMachine {
         dispatchAll(now: now, into: &output)
     }
 
-    /// The owner committed this cycle's events.
-    mutating func endCycle() {
-        cycle += 1
+    /// This cycle's output is handed to the log; what follows belongs to the next batch.
+    mutating func sealBatch() {
+        batch += 1
+    }
+
+    /// Batches up to `batch` are committed.
+    mutating func markCommitted(through batch: UInt64) {
+        committedBatch = max(committedBatch, batch)
     }
 
     /// Remembers the answer a previous router committed for a native request, so that a client
@@ -207,7 +217,7 @@ struct BrokerStateMachine {
         }
         let request = Request(
             messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
-            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt, cycle: cycle)
+            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt, batch: batch)
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
 
         let size = body.reduce(0) { $0 + $1.count }
@@ -330,7 +340,7 @@ struct BrokerStateMachine {
         var requeued: [Request] = []
         for var request in orphans {
             request.attempt += 1
-            request.cycle = cycle
+            request.batch = batch
             output.events.append(RouterEvents.redelivered(request, reason: reason, now: now.wall))
             requeued.append(request)
         }
@@ -374,7 +384,7 @@ struct BrokerStateMachine {
             if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
             workers[identity] = worker
             let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
-            if request.cycle < cycle {
+            if request.batch <= committedBatch {
                 output.early.append((identity, frames))
             } else {
                 output.sends.append((identity, frames))

@@ -8,10 +8,12 @@ import Glibc
 
 /// The router: one ROUTER socket speaking MDP/0.2, the event log, and the event bus.
 ///
-/// Each poll cycle reads up to ``RouterConfiguration/maximumBatch`` messages, lets the broker
-/// state machine decide, commits every resulting event in one write transaction, and only then
-/// sends the cycle's frames and publishes its events (log before forward). A storage failure
-/// stops the router: nothing uncommitted was acknowledged, and a restart recovers the rest.
+/// Each poll cycle reads up to ``RouterConfiguration/maximumBatch`` messages and lets the broker
+/// state machine decide. The cycle's events go to the ``LogWriter`` thread as one batch; its
+/// frames are sent, and its events published, only once that batch is committed (log before
+/// forward). Meanwhile the loop goes on reading, and batches that queue up behind a commit are
+/// committed together. A storage failure stops the router: nothing uncommitted was
+/// acknowledged, and a restart recovers the rest.
 ///
 /// > Important: ``run(until:onListening:)`` blocks its thread (socket I/O and fsync); give it a
 /// > dedicated thread, never a task on Swift's cooperative pool.
@@ -71,56 +73,93 @@ public final class Router: Sendable {
             output.events.append(RouterEvents.redelivered(request, reason: "router restart", now: now.wall))
             machine.enqueueRecovered(request)
         }
-        try commitAndSend(&output, machine: &machine, socket: socket, publisher: publisher)
+        // The first batch (start and recovery) is committed before anything is served.
+        let first = output.events.isEmpty ? [] : try log.append(output.events).events
+        try send(output.early + output.sends, on: socket)
+        try publish(first, on: publisher)
+        machine.sealBatch()
+        machine.markCommitted(through: 1)
         onListening(socket.lastEndpoint, publisher?.lastEndpoint)
+
+        let notifyEndpoint = "inproc://switchboard-log-writer-\(UInt64.random(in: 0...UInt64.max))"
+        let notify = try ZMQSocket(context, type: .pair)
+        try notify.bind(notifyEndpoint)
+        let writer = LogWriter(log: log, context: context, endpoint: notifyEndpoint)
+        writer.start()
+        // Batches handed to the writer, oldest first, with the frames that wait for their commit.
+        var pending: [(batch: UInt64, sends: [(identity: [UInt8], frames: [[UInt8]])])] = []
+        var pendingStart = 0
+        func deliverCompleted() throws {
+            for completed in try writer.takeCompleted() {
+                let (batch, sends) = pending[pendingStart]
+                precondition(batch == completed.batch, "log writer completed batch \(completed.batch), expected \(batch)")
+                pendingStart += 1
+                try send(sends, on: socket)
+                try publish(completed.events, on: publisher)
+                machine.markCommitted(through: batch)
+            }
+            if pendingStart > 256 {
+                pending.removeFirst(pendingStart)
+                pendingStart = 0
+            }
+        }
+        defer {
+            // Let the writer finish what it was given, and deliver it: a clean stop loses no reply.
+            writer.stop()
+            try? deliverCompleted()
+        }
 
         let catchUp = CatchUpService(log: log)
         while !stopping.load(ordering: .relaxed) && !shouldStop() {
             let timeout = Int(min(machine.nextDeadline(now: clock.now().milliseconds), 100))
-            let readable = try ZMQSocket.poll([socket] + (publisher.map { [$0] } ?? []), timeout: timeout)
-            var output = BrokerStateMachine.Output()
+            // With too many batches awaiting their commit, stop reading: peers queue in ZeroMQ meanwhile.
+            let reading = pending.count - pendingStart < Self.maximumBatchesInFlight
+            let sockets = [notify] + (reading ? [socket] : []) + (publisher.map { [$0] } ?? [])
+            let readable = try ZMQSocket.poll(sockets, timeout: timeout)
             if readable[0] {
+                while try notify.receive(wait: false) != nil {}
+                try deliverCompleted()
+            }
+            var output = BrokerStateMachine.Output()
+            if reading && readable[1] {
                 var count = 0
                 while count < configuration.maximumBatch, let frames = try socket.receive(wait: false) {
                     count += 1
-                    let now = clock.now()
                     guard frames.count >= 2, let identity = frames.first else { continue }
                     let body = Array(frames.dropFirst())
                     if try catchUp.handle(identity: identity, frames: body, socket: socket) { continue }
-                    machine.receive(identity: identity, frames: body, now: now, into: &output)
+                    machine.receive(identity: identity, frames: body, now: clock.now(), into: &output)
                 }
             }
-            if readable.count > 1, let publisher {
+            if let publisher, readable.last == true {
                 // Subscriptions arrive as messages on XPUB; they need no answer.
                 while try publisher.receive(wait: false) != nil {}
             }
             machine.tick(now: clock.now(), into: &output)
-            try commitAndSend(&output, machine: &machine, socket: socket, publisher: publisher)
+            try send(output.early, on: socket)
+            if !output.events.isEmpty || !output.sends.isEmpty {
+                writer.submit(batch: machine.batch, events: output.events)
+                pending.append((machine.batch, output.sends))
+                machine.sealBatch()
+            }
         }
     }
 
-    private func commitAndSend(
-        _ output: inout BrokerStateMachine.Output, machine: inout BrokerStateMachine, socket: ZMQSocket,
-        publisher: ZMQSocket?
-    ) throws {
-        for (identity, frames) in output.early {
-            _ = try socket.send([identity] + frames, wait: false)
-        }
-        var committed: [RecordedEvent] = []
-        if !output.events.isEmpty {
-            committed = try log.append(output.events).events
-        }
-        machine.endCycle()
-        for (identity, frames) in output.sends {
+    /// Batches that may wait for their commit at once before the router stops reading.
+    static let maximumBatchesInFlight = 64
+
+    private func send(_ sends: [(identity: [UInt8], frames: [[UInt8]])], on socket: ZMQSocket) throws {
+        for (identity, frames) in sends {
             // A full peer queue drops the message, like ZeroMQ's ROUTER does; the log keeps it.
             _ = try socket.send([identity] + frames, wait: false)
         }
-        if let publisher {
-            for event in committed {
-                _ = try publisher.send(EventBus.frames(for: event, source: log.cloudEventSource), wait: false)
-            }
+    }
+
+    private func publish(_ events: [RecordedEvent], on publisher: ZMQSocket?) throws {
+        guard let publisher else { return }
+        for event in events {
+            _ = try publisher.send(EventBus.frames(for: event, source: log.cloudEventSource), wait: false)
         }
-        output = BrokerStateMachine.Output()
     }
 }
 

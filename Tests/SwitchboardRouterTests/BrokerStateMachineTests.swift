@@ -37,14 +37,18 @@ import Testing
         (output.early + output.sends).filter { $0.identity == Array(identity.utf8) }.map(\.frames)
     }
 
-    @Test mutating func onlyRequestsCommittedInAnEarlierCycleGoOutBeforeTheCommit() throws {
+    @Test mutating func onlyRequestsWhoseBatchIsCommittedGoOutEarly() throws {
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
-        machine.endCycle()
+        machine.sealBatch()
         let first = send("c1", request("a"))
         #expect(first.early.isEmpty && first.sends.count == 1)  // received this cycle: after the commit
         let queued = send("c2", request("b"))
         #expect(queued.sends.isEmpty && queued.early.isEmpty)   // worker busy
-        machine.endCycle()
+        machine.sealBatch()
+        // Not committed yet: "b" may not go out early.
+        let notYet = send("w1", MDPCodec.workerReply(.workerPartial, client: Array("c1".utf8), body: [[0]]))
+        #expect(notYet.early.isEmpty)
+        machine.markCommitted(through: 2)
         let reply = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[1]]))
         // "b" was committed in the last cycle: to the worker at once; the reply waits for the commit.
         #expect(reply.early.map { String(decoding: $0.identity, as: UTF8.self) } == ["w1"])

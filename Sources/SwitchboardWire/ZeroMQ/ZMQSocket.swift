@@ -13,6 +13,7 @@ public struct ZMQSocketType: RawRepresentable, Sendable, Hashable {
     public static let dealer = ZMQSocketType(rawValue: ZMQ_DEALER)
     public static let xpub = ZMQSocketType(rawValue: ZMQ_XPUB)
     public static let sub = ZMQSocketType(rawValue: ZMQ_SUB)
+    public static let pair = ZMQSocketType(rawValue: ZMQ_PAIR)
 }
 
 /// Owns one ZeroMQ socket. Like the C socket, it must be used by one thread at a time.

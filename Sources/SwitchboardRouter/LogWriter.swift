@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+import Dispatch
+import Synchronization
+import SwitchboardLog
+import SwitchboardWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Commits the router's batches on a thread of its own, so the router keeps reading, deciding and
+/// dispatching while the disk syncs. Batches that queue up meanwhile are committed together, in
+/// order, in one write transaction: one fsync for all of them (group commit across cycles).
+///
+/// Completions are announced on an `inproc` PAIR socket that the router polls with its other
+/// sockets; ``takeCompleted()`` then hands over the recorded events of each finished batch.
+final class LogWriter: Sendable {
+    struct Completed {
+        var batch: UInt64
+        var events: [RecordedEvent]
+    }
+
+    private struct State {
+        var queue: [(batch: UInt64, events: [NewEvent])] = []
+        var completed: [Completed] = []
+        var failure: (any Error)?
+        var stopping = false
+    }
+
+    private let log: EventLog
+    private let context: ZMQContext
+    private let endpoint: String
+    private let state = Mutex(State())
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// - Parameter endpoint: an `inproc://` name the owner has bound a PAIR socket to.
+    init(log: EventLog, context: ZMQContext, endpoint: String) {
+        self.log = log
+        self.context = context
+        self.endpoint = endpoint
+    }
+
+    func submit(batch: UInt64, events: [NewEvent]) {
+        state.withLock { $0.queue.append((batch, events)) }
+        wakeup.signal()
+    }
+
+    /// Batches committed since the last call, in order, or the error that stopped the writer.
+    func takeCompleted() throws -> [Completed] {
+        let (completed, failure) = state.withLock { state in
+            defer { state.completed = [] }
+            return (state.completed, state.failure)
+        }
+        if let failure { throw failure }
+        return completed
+    }
+
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            let writer = Unmanaged<LogWriter>.fromOpaque(argument).takeRetainedValue()
+            writer.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(thread)
+    }
+
+    /// Stops after the batches already submitted, and waits for that.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        wakeup.signal()
+        finished.wait()
+    }
+
+    private func run() {
+        defer { finished.signal() }
+        let notify: ZMQSocket
+        do {
+            notify = try ZMQSocket(context, type: .pair)
+            try notify.connect(endpoint)
+        } catch {
+            state.withLock { $0.failure = error }
+            return
+        }
+        while true {
+            wakeup.wait()
+            let (work, stopping) = state.withLock { state in
+                defer { state.queue = [] }
+                return (state.queue, state.stopping)
+            }
+            if !work.isEmpty {
+                do {
+                    let all = work.flatMap(\.events)
+                    let recorded = all.isEmpty ? [] : try log.append(all).events
+                    var offset = 0
+                    let completed = work.map { item in
+                        defer { offset += item.events.count }
+                        return Completed(batch: item.batch, events: Array(recorded[offset..<offset + item.events.count]))
+                    }
+                    state.withLock { $0.completed += completed }
+                } catch {
+                    state.withLock { $0.failure = error }
+                }
+                _ = try? notify.send([[1]], wait: false)
+            }
+            if stopping { return }
+        }
+    }
+}
