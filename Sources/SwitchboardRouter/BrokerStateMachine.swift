@@ -65,6 +65,9 @@ struct BrokerStateMachine {
         var queued: Int { queue.count - queueStart }
     }
 
+    /// The longest message or run id a native client may use.
+    static let maximumIDLength = 200
+
     let configuration: RouterConfiguration
     private(set) var services: [String: Service] = [:]
     private(set) var workers: [[UInt8]: Worker] = [:]
@@ -106,9 +109,11 @@ struct BrokerStateMachine {
             case .workerReady(let service, let metadata):
                 workerReady(identity, service: service, metadata: metadata, framing: framing, now: now, into: &output)
             case .workerPartial(let client, let body):
-                workerReply(identity, client: client, body: body, final: false, now: now, into: &output)
+                workerReply(identity, client: client, body: body, final: false, framing: framing, now: now,
+                            into: &output)
             case .workerFinal(let client, let body):
-                workerReply(identity, client: client, body: body, final: true, now: now, into: &output)
+                workerReply(identity, client: client, body: body, final: true, framing: framing, now: now,
+                            into: &output)
             case .workerHeartbeat:
                 if workers[identity] != nil {
                     let expiry = now.milliseconds + livenessWindow
@@ -191,7 +196,10 @@ struct BrokerStateMachine {
         var runID: String
         var expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
         if let first = body.first, Envelope.isEnvelope(first) {
-            guard let envelope = try? Envelope(decoding: first), !envelope.messageID.isEmpty else {
+            // Ids get suffixes ("/final", "run-") in the log, whose fields hold 255 bytes.
+            guard let envelope = try? Envelope(decoding: first), !envelope.messageID.isEmpty,
+                  envelope.messageID.utf8.count <= Self.maximumIDLength, envelope.runID.utf8.count <= Self.maximumIDLength
+            else {
                 invalidMessages += 1
                 return reject(client, service: service, framing: framing, native: false, messageID: "", runID: "",
                               code: "malformed_envelope", message: "the request's envelope header is malformed",
@@ -215,13 +223,15 @@ struct BrokerStateMachine {
             messageID = "\(idPrefix)\(sequence)"
             runID = "run-\(messageID)"
         }
+        let size = body.reduce(0) { $0 + $1.count }
+        let tooLarge = size > configuration.maximumBodySize
+        // An oversized body is not logged: only that it was refused.
         let request = Request(
             messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
-            native: native, body: body, attempt: 1, receivedAt: now.milliseconds, expiresAt: expiresAt, batch: batch)
+            native: native, body: tooLarge ? [] : body, attempt: 1, receivedAt: now.milliseconds,
+            expiresAt: expiresAt, batch: batch)
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
-
-        let size = body.reduce(0) { $0 + $1.count }
-        if size > configuration.maximumBodySize {
+        if tooLarge {
             return fail(request, code: "too_large",
                         message: "request body of \(size) bytes exceeds the limit of \(configuration.maximumBodySize)",
                         now: now, into: &output)
@@ -279,7 +289,7 @@ struct BrokerStateMachine {
         let info = metadata.flatMap(WorkerMetadata.init(decoding:))
         let capacity = max(1, min(info?.capacity ?? 1, 1024))
         workers[identity] = Worker(
-            identity: identity, service: service, framing: framing, native: metadata != nil, capacity: capacity,
+            identity: identity, service: service, framing: framing, native: info != nil, capacity: capacity,
             expiresAt: now.milliseconds + livenessWindow)
         services[service, default: Service()].workers.insert(identity)
         services[service, default: Service()].idle.append(identity)
@@ -288,11 +298,12 @@ struct BrokerStateMachine {
     }
 
     private mutating func workerReply(
-        _ identity: [UInt8], client: [UInt8], body: [[UInt8]], final: Bool, now: Now, into output: inout Output
+        _ identity: [UInt8], client: [UInt8], body: [[UInt8]], final: Bool, framing: MDPFraming, now: Now,
+        into output: inout Output
     ) {
         guard var worker = workers[identity] else {
             invalidMessages += 1
-            output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: .plain)))
+            output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: framing)))
             return
         }
         worker.expiresAt = now.milliseconds + livenessWindow
@@ -308,6 +319,15 @@ struct BrokerStateMachine {
             duplicateReplies += 1
             return
         }
+        let size = body.reduce(0) { $0 + $1.count }
+        if size > configuration.maximumBodySize {
+            // The client learns that the answer was too large; the worker's slot is freed.
+            workers[identity]?.inFlight[key] = nil
+            markIdle(identity)
+            return fail(request, code: "reply_too_large",
+                        message: "reply of \(size) bytes exceeds the limit of \(configuration.maximumBodySize)",
+                        now: now, into: &output)
+        }
         guard final else {
             output.events.append(RouterEvents.reply(request, body: body, final: false, now: now.wall))
             output.sends.append((request.client, MDPCodec.clientReply(
@@ -321,7 +341,7 @@ struct BrokerStateMachine {
     }
 
     private mutating func markIdle(_ identity: [UInt8]) {
-        guard let worker = workers[identity] else { return }
+        guard let worker = workers[identity], services[worker.service]?.idle.contains(identity) == false else { return }
         services[worker.service]?.idle.append(identity)
     }
 
@@ -374,8 +394,14 @@ struct BrokerStateMachine {
                 body = Array(body.dropFirst())
             }
             if worker.native {
-                // A native worker always gets an envelope: it carries the run and the attempt.
-                let envelope = Envelope(messageID: request.messageID, runID: request.runID, attempt: request.attempt)
+                // A native worker always gets an envelope: the client's, if it sent one, with the
+                // run and the attempt as the router knows them.
+                var envelope = Envelope(messageID: request.messageID)
+                if request.native, let first = body.first, let sent = try? Envelope(decoding: first) {
+                    envelope = sent
+                }
+                envelope.runID = request.runID
+                envelope.attempt = request.attempt
                 if let encoded = try? envelope.encoded() {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
@@ -413,7 +439,8 @@ struct BrokerStateMachine {
         guard !failed.isEmpty else { return }
         service.queue = kept
         service.queueStart = 0
-        services[name] = service
+        // A name nobody serves and nobody waits for is forgotten: random names must not pile up.
+        services[name] = kept.isEmpty && service.workers.isEmpty ? nil : service
         for (request, code, message) in failed {
             fail(request, code: code, message: message, now: now, into: &output)
         }
@@ -429,7 +456,11 @@ struct BrokerStateMachine {
 
     /// A native client correlates replies by message id: give it an envelope when the worker did not.
     private func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
-        guard request.native, body.first.map(Envelope.isEnvelope) != true,
+        if !request.native {
+            // A plain MDP client gets a plain body, whoever answered.
+            return body.first.map(Envelope.isEnvelope) == true ? Array(body.dropFirst()) : body
+        }
+        guard body.first.map(Envelope.isEnvelope) != true,
               let envelope = try? Envelope(messageID: request.messageID + (final ? "/final" : "/partial"),
                                            runID: request.runID, causationID: request.messageID).encoded()
         else { return body }

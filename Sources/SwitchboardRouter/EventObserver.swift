@@ -41,16 +41,36 @@ public final class EventObserver {
                 if position > next, try !catchUp(body) { return }
                 if position != next { continue }
                 next = position + 1
-                if matches(topic: frames[0]), try !body(position, String(decoding: frames[2], as: UTF8.self)) {
+                let json = String(decoding: frames[2], as: UTF8.self)
+                if matches(topic: frames[0], json: json), try !body(position, json) {
                     return
                 }
             }
         }
     }
 
-    private func matches(topic: [UInt8]) -> Bool {
+    /// Whether a bus message belongs to the run asked for. Run ids may contain dots, so the topic
+    /// `<run id>.<type>` is compared whole, with the type read from the CloudEvent.
+    private func matches(topic: [UInt8], json: String) -> Bool {
         guard let run else { return true }
-        return topic.starts(with: Array((run + ".").utf8))
+        let prefix = Array((run + ".").utf8)
+        guard topic.starts(with: prefix) else { return false }
+        guard let type = Self.cloudEventType(json) else { return true }
+        return topic == prefix + Array(type.utf8)
+    }
+
+    /// The `type` attribute of a CloudEvent as Switchboard renders it (the fourth attribute), when
+    /// it needs no unescaping.
+    static func cloudEventType(_ json: String) -> String? {
+        let bytes = Array(json.utf8)
+        let needle = Array(",\"type\":\"".utf8)
+        guard bytes.count > needle.count,
+              let start = (0...(bytes.count - needle.count)).first(where: { bytes[$0..<$0 + needle.count].elementsEqual(needle) })
+        else { return nil }
+        let rest = bytes[(start + needle.count)...]
+        guard let end = rest.firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        let type = rest[..<end]
+        return type.contains(UInt8(ascii: "\\")) ? nil : String(decoding: type, as: UTF8.self)
     }
 
     private func catchUpTail() throws -> UInt64 {
@@ -67,9 +87,21 @@ public final class EventObserver {
             var request = [EventBus.position(next)]
             if let run { request.append(Array(run.utf8)) }
             let replies = try client.request(service: EventBus.catchUpService, body: request)
+            var expected = next
+            var gap = false
             for reply in replies.dropLast() {
                 guard reply.count == 2, let position = EventBus.decodePosition(reply[0]) else { continue }
+                // Without a run filter history is contiguous; a hole means a reply was dropped.
+                if run == nil && position != expected {
+                    gap = true
+                    break
+                }
+                expected = position + 1
                 guard try body(position, String(decoding: reply[1], as: UTF8.self)) else { return false }
+            }
+            if gap {
+                next = expected
+                continue
             }
             guard let final = replies.last, final.count == 2, let covered = EventBus.decodePosition(final[0]) else {
                 throw WireError(.malformed, "sb.events answered \(String(decoding: replies.last?.first ?? [], as: UTF8.self))")

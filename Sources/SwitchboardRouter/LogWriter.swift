@@ -102,7 +102,10 @@ final class LogWriter: Sendable {
                     }
                     state.withLock { $0.completed += completed }
                 } catch {
+                    // Nothing after a failed batch may be committed: later batches can depend on it.
                     state.withLock { $0.failure = error }
+                    _ = try? notify.send([[1]], wait: false)
+                    return
                 }
                 _ = try? notify.send([[1]], wait: false)
             }

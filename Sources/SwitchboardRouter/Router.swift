@@ -118,6 +118,9 @@ public final class Router: Sendable {
             let readable = try ZMQSocket.poll(sockets, timeout: timeout)
             if readable[0] {
                 while try notify.receive(wait: false) != nil {}
+            }
+            if pending.count > pendingStart {
+                // Also without a notification: a writer that failed early could not send one.
                 try deliverCompleted()
             }
             var output = BrokerStateMachine.Output()

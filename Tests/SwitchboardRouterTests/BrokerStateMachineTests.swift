@@ -172,14 +172,72 @@ import Testing
         #expect(reply.body[1] == [8])
     }
 
+    @Test mutating func aNativeWorkerNeverHoldsMoreThanItsCapacity() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "llm", metadata: WorkerMetadata(version: "1", capacity: 2).encoded()))
+        var dispatched = 0
+        for index in 0..<6 {
+            let envelope = try Envelope(messageID: "r\(index)").encoded()
+            dispatched += sentTo(send("c", MDPCodec.clientRequest(service: "llm", body: [envelope, []])), "w1").count
+        }
+        #expect(dispatched == 2)
+        for index in 0..<2 {
+            let reply = try Envelope(messageID: "x", causationID: "r\(index)").encoded()
+            let done = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c".utf8), body: [reply]))
+            #expect(sentTo(done, "w1").count == 1)  // exactly one freed slot refilled per FINAL
+        }
+        #expect(machine.workers[Array("w1".utf8)]?.inFlight.count == 2)
+    }
+
+    @Test mutating func oversizedRepliesLongIDsAndForgottenServicesAreHandled() throws {
+        // A reply over the limit becomes an error for the client; the worker is free again.
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("c1", request("a"))
+        let big = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[UInt8](repeating: 1, count: 65)]))
+        #expect(big.events.map(\.type) == ["request.failed"])
+        #expect(String(decoding: try MDPCodec.decodeClientReply(sentTo(big, "c1")[0]).body[0], as: UTF8.self)
+            .contains("reply_too_large"))
+        #expect(sentTo(send("c2", request("b")), "w1").count == 1)
+
+        // Ids that would overflow the log's 255-byte fields once suffixed are refused up front.
+        let long = try Envelope(messageID: String(repeating: "m", count: 201)).encoded()
+        let refused = send("c3", MDPCodec.clientRequest(service: "echo", body: [long, []]))
+        #expect(refused.events.isEmpty)
+        #expect(String(decoding: try MDPCodec.decodeClientReply(sentTo(refused, "c3")[0]).body.last ?? [], as: UTF8.self)
+            .contains("malformed_envelope"))
+
+        // A service nobody offers is forgotten once its waiting requests failed.
+        _ = send("c4", request("x", service: "ghost"))
+        #expect(machine.services["ghost"] != nil)
+        _ = tick(after: 600)
+        #expect(machine.services["ghost"] == nil)
+    }
+
+    @Test mutating func plainClientsNeverSeeANativeWorkersEnvelope() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "llm", metadata: WorkerMetadata(version: "1").encoded()))
+        let dispatched = send("c1", request("q", service: "llm"))
+        let toWorker = try MDPCodec.decodeForWorker(sentTo(dispatched, "w1")[0])
+        let envelope = try Envelope(decoding: toWorker.body[0])
+        #expect(envelope.attempt == 1 && envelope.runID.hasPrefix("run-"))
+        let reply = try Envelope(messageID: "a", causationID: envelope.messageID).encoded()
+        let done = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [reply, [5]]))
+        #expect(try MDPCodec.decodeClientReply(sentTo(done, "c1")[0]).body == [[5]])
+    }
+
+    @Test func theObserverReadsTheTypeOfACloudEvent() {
+        #expect(EventObserver.cloudEventType(#"{"specversion":"1.0","id":"3","source":"urn:x","type":"run.started","time":"t"}"#)
+            == "run.started")
+        #expect(EventObserver.cloudEventType(#"{"id":"1","type":"a\"b"}"#) == nil)
+        #expect(EventObserver.cloudEventType("{}") == nil)
+    }
+
     @Test mutating func protocolViolationsAreCountedAndDoNotCrash() {
         _ = send("x", [[9, 9]])
         _ = send("x", [])
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
         let twice = send("w1", MDPCodec.workerReady(service: "echo"))
         #expect(twice.events.map(\.type) == ["worker.left"])
-        let stranger = send("w9", MDPCodec.workerReply(.workerFinal, client: [1], body: []))
-        #expect(sentTo(stranger, "w9") == [MDPCodec.workerSignal(.disconnect, framing: .plain)])
+        let stranger = send("w9", MDPCodec.workerReply(.workerFinal, client: [1], body: [], framing: .delimited))
+        #expect(sentTo(stranger, "w9") == [MDPCodec.workerSignal(.disconnect, framing: .delimited)])
         #expect(machine.invalidMessages == 4)
     }
 }
