@@ -361,6 +361,8 @@ struct BrokerStateMachine {
         for var request in orphans {
             request.attempt += 1
             request.batch = batch
+            // Waiting starts again: a replacement worker gets the grace period to show up.
+            request.receivedAt = now.milliseconds
             output.events.append(RouterEvents.redelivered(request, reason: reason, now: now.wall))
             requeued.append(request)
         }
