@@ -45,6 +45,8 @@ struct RouterCommand: ParsableCommand {
                 print("router listening on \(endpoint)" + (events.map { ", events on \($0)" } ?? ""))
                 fflush(nil)
             }
+            let counters = router.statistics
+            print("router stopped: \(counters.invalidMessages) invalid messages and \(counters.duplicateReplies) duplicate replies dropped")
         }
     }
 }

@@ -22,12 +22,16 @@ public final class Router: Sendable {
     public let log: EventLog
     private let context: ZMQContext
     private let stopping = Atomic<Bool>(false)
+    private let counters = Mutex(RouterCounters())
 
     public init(configuration: RouterConfiguration, log: EventLog, context: ZMQContext) {
         self.configuration = configuration
         self.log = log
         self.context = context
     }
+
+    /// Messages dropped so far: invalid ones, and worker replies to requests no longer in flight.
+    public var statistics: RouterCounters { counters.withLock { $0 } }
 
     /// Asks a running router to return from `run` within one poll interval.
     public func stop() {
@@ -139,6 +143,10 @@ public final class Router: Sendable {
                 while try publisher.receive(wait: false) != nil {}
             }
             machine.tick(now: clock.now(), into: &output)
+            counters.withLock {
+                $0.invalidMessages = machine.invalidMessages
+                $0.duplicateReplies = machine.duplicateReplies
+            }
             try send(output.early, on: socket)
             if !output.events.isEmpty || !output.sends.isEmpty {
                 writer.submit(batch: machine.batch, events: output.events)
@@ -164,6 +172,14 @@ public final class Router: Sendable {
             _ = try publisher.send(EventBus.frames(for: event, source: log.cloudEventSource), wait: false)
         }
     }
+}
+
+/// What the router dropped and why; kept in memory, reported when it stops.
+public struct RouterCounters: Sendable, Hashable {
+    /// Messages that broke MDP/0.2 or the envelope format.
+    public var invalidMessages = 0
+    /// Worker replies for requests that had already finished or moved to another worker.
+    public var duplicateReplies = 0
 }
 
 /// Monotonic milliseconds plus wall time, read together.

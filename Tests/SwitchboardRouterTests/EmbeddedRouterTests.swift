@@ -59,12 +59,19 @@ import TestSupport
             }
             workerThread.start()
 
+            // Garbage first: dropped and counted, and the router serves on.
+            let stranger = try ZMQSocket(context, type: .dealer)
+            try stranger.connect(endpoint)
+            try stranger.send([Array("MDPC02".utf8), [9]])
+            try stranger.send([[1, 2, 3]])
+
             let client = try MDPClient(context: context, endpoint: endpoint)
             for word in ["alpha", "beta", "gamma"] {
                 let replies = try client.request(service: "upper", body: [Array(word.utf8)], timeout: 10_000)
                 #expect(replies.count == 2)
                 #expect(replies.last == [Array(word.uppercased().utf8)])
             }
+            #expect(router.statistics.invalidMessages == 2)
             done.value.store(true, ordering: .relaxed)
             #expect(workerStopped.wait(timeout: .now() + 10) == .success)
             router.stop()
