@@ -120,6 +120,7 @@ extension EventLog {
 
     /// The number of events in `streamID` as of `txn`.
     func currentStreamVersion(_ streamID: String, in txn: Transaction) throws -> UInt64 {
+        guard streamID.utf8.count <= RecordCodec.maximumFieldLength else { return 0 }
         let prefix = IndexKeys.prefix(.stream, streamID)
         return try txn.withCursor(databases.index) { cursor in
             // The stream's last key is the one just before the first key past every version of it.

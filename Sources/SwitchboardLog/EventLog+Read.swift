@@ -99,7 +99,8 @@ extension EventLog {
         _ kind: IndexKeys.Kind, id: String, from number: UInt64, limit: Int,
         position: (UInt64, UnsafeRawBufferPointer) -> UInt64?
     ) throws -> [RecordedEvent] {
-        guard !id.isEmpty, limit > 0 else { return [] }
+        // No event carries an id over 255 bytes, so none is indexed under one.
+        guard !id.isEmpty, id.utf8.count <= RecordCodec.maximumFieldLength, limit > 0 else { return [] }
         let prefix = IndexKeys.prefix(kind, id)
         return try EventLogError.mapping {
             try environment.read { txn in

@@ -41,6 +41,10 @@ struct BrokerStateMachine {
         var attempt: UInt32
         var receivedAt: Int64
         var expiresAt: Int64
+        /// Arrival order, kept across redeliveries.
+        var arrival: UInt64 = 0
+        /// The client address the worker was given; a plain worker's reply names it.
+        var dispatchedClient: [UInt8] = []
         /// The batch whose commit holds this request's latest event.
         var batch: UInt64 = 0
     }
@@ -78,6 +82,13 @@ struct BrokerStateMachine {
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
     let idPrefix: String
+    private var arrivals: UInt64 = 0
+
+    private mutating func nextArrival() -> UInt64 {
+        arrivals += 1
+        return arrivals
+    }
+
     /// The batch this cycle's output belongs to.
     private(set) var batch: UInt64 = 1
     /// Every batch up to this one is committed.
@@ -178,6 +189,8 @@ struct BrokerStateMachine {
 
     /// Queues a request recovered from the log after a restart (attempt already raised).
     mutating func enqueueRecovered(_ request: Request) {
+        var request = request
+        request.arrival = nextArrival()
         services[request.service, default: Service()].queue.append(request)
     }
 
@@ -224,16 +237,18 @@ struct BrokerStateMachine {
             runID = "run-\(messageID)"
         }
         let size = body.reduce(0) { $0 + $1.count }
-        let tooLarge = size > configuration.maximumBodySize
+        // Frames count too: each costs bytes in the logged event, and the log caps a payload.
+        let tooLarge = size > configuration.maximumBodySize || body.count > configuration.maximumFrames
         // An oversized body is not logged: only that it was refused.
         let request = Request(
             messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
             native: native, body: tooLarge ? [] : body, attempt: 1, receivedAt: now.milliseconds,
-            expiresAt: expiresAt, batch: batch)
+            expiresAt: expiresAt, arrival: nextArrival(), batch: batch)
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
         if tooLarge {
             return fail(request, code: "too_large",
-                        message: "request body of \(size) bytes exceeds the limit of \(configuration.maximumBodySize)",
+                        message: "request body of \(size) bytes in \(body.count) frames exceeds the limit of "
+                            + "\(configuration.maximumBodySize) bytes in \(configuration.maximumFrames) frames",
                         now: now, into: &output)
         }
         if service.hasPrefix("mmi.") {
@@ -308,11 +323,15 @@ struct BrokerStateMachine {
         }
         worker.expiresAt = now.milliseconds + livenessWindow
         workers[identity] = worker
-        let key: String?
+        var key: String?
         if worker.native, let first = body.first, let envelope = try? Envelope(decoding: first) {
-            key = envelope.causationID
-        } else {
-            key = worker.inFlight.first { $0.value.client == client }?.key
+            // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
+            key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
+        }
+        if key.map({ worker.inFlight[$0] == nil }) ?? true {
+            // By the address the worker was given, when exactly one request in flight has it.
+            let matches = worker.inFlight.filter { $0.value.dispatchedClient == client }
+            key = matches.count == 1 ? matches.first?.key : nil
         }
         guard let key, let request = worker.inFlight[key] else {
             // Late or repeated reply to a request that finished or moved elsewhere.
@@ -320,7 +339,7 @@ struct BrokerStateMachine {
             return
         }
         let size = body.reduce(0) { $0 + $1.count }
-        if size > configuration.maximumBodySize {
+        if size > configuration.maximumBodySize || body.count > configuration.maximumFrames {
             // The client learns that the answer was too large; the worker's slot is freed.
             workers[identity]?.inFlight[key] = nil
             markIdle(identity)
@@ -356,13 +375,15 @@ struct BrokerStateMachine {
         services[worker.service]?.idle.removeAll { $0 == identity }
         output.events.append(RouterEvents.workerLeft(identity, service: worker.service, reason: reason, now: now.wall))
         // Its requests go back to the front of the queue, in their original order.
-        let orphans = worker.inFlight.values.sorted { $0.receivedAt < $1.receivedAt }
+        let orphans = worker.inFlight.values.sorted { $0.arrival < $1.arrival }
         var requeued: [Request] = []
         for var request in orphans {
             request.attempt += 1
             request.batch = batch
-            // Waiting starts again: a replacement worker gets the grace period to show up.
+            // Waiting starts again: a replacement worker gets the grace period to show up, and the
+            // request a fresh expiry (its first worker may have held it for long).
             request.receivedAt = now.milliseconds
+            request.expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
             output.events.append(RouterEvents.redelivered(request, reason: reason, now: now.wall))
             requeued.append(request)
         }
@@ -408,7 +429,9 @@ struct BrokerStateMachine {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
             }
-            worker.inFlight[request.messageID] = request
+            var dispatched = request
+            dispatched.dispatchedClient = request.client
+            worker.inFlight[request.messageID] = dispatched
             if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
             workers[identity] = worker
             let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
@@ -507,8 +530,9 @@ struct BrokerStateMachine {
     }
 
     private mutating func remember(_ messageID: String, reply: [[UInt8]]) {
-        finished[messageID] = reply
-        finishedOrder.append(messageID)
+        if finished.updateValue(reply, forKey: messageID) == nil {
+            finishedOrder.append(messageID)
+        }
         if finishedOrder.count > 10_000 {
             for old in finishedOrder.prefix(1000) { finished[old] = nil }
             finishedOrder.removeFirst(1000)

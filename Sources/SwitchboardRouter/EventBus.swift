@@ -8,6 +8,8 @@ public enum EventBus {
     public static let catchUpService = "sb.events"
     /// Events per catch-up reply at most; the FINAL says whether more remain.
     static let catchUpChunk = 1000
+    /// Payload bytes per catch-up reply at most (one event more if a single one is larger).
+    static let catchUpBytes = 4 << 20
 
     /// `[topic "<run id>.<type>", position (8 bytes big-endian), CloudEvent JSON]`.
     public static func frames(for event: RecordedEvent, source: String) -> [[UInt8]] {
@@ -36,7 +38,9 @@ struct CatchUpService {
     let log: EventLog
 
     /// Handles the message when it is a client request for `sb.events`; returns whether it did.
-    func handle(identity: [UInt8], frames: [[UInt8]], socket: ZMQSocket) throws -> Bool {
+    /// - Parameter published: the last position published on the bus. History is served only up to
+    ///   it: later events reach the observer live, so nothing arrives twice.
+    func handle(identity: [UInt8], frames: [[UInt8]], socket: ZMQSocket, published: UInt64) throws -> Bool {
         // Cheap test first: this runs for every message, and almost none are for sb.events.
         guard frames.prefix(4).contains(Self.serviceName) else { return false }
         guard case .success(let (.clientRequest(service, body), framing)) = MDPCodec.decodeFromPeer(frames),
@@ -51,20 +55,48 @@ struct CatchUpService {
         guard from > 0 else {
             // Position 0 asks only where the log ends: an observer that starts "from now".
             try socket.send([identity] + MDPCodec.clientReply(
-                .final, service: service, body: [EventBus.position(try log.tail()), Array("end".utf8)],
+                .final, service: service, body: [EventBus.position(published), Array("end".utf8)],
                 framing: framing), wait: false)
             return true
         }
         let run = body.count > 1 ? String(decoding: body[1], as: UTF8.self) : nil
-        let events = try run.map { try log.events(inRun: $0, from: from, limit: EventBus.catchUpChunk) }
-            ?? log.events(from: from, limit: EventBus.catchUpChunk)
+        // Bounded by count and by bytes: one request must not stall the router or fill its memory.
+        var events: [RecordedEvent] = []
+        var bytes = 0
+        var truncated = false
+        func fits(_ size: Int) -> Bool {
+            events.count < EventBus.catchUpChunk && (events.isEmpty || bytes + size <= EventBus.catchUpBytes)
+        }
+        if let run {
+            let found = try log.events(inRun: run, from: from, limit: EventBus.catchUpChunk)
+            for event in found where event.position <= published {
+                guard fits(event.payload.count) else {
+                    truncated = true
+                    break
+                }
+                events.append(event)
+                bytes += event.payload.count
+            }
+            truncated = truncated || found.count == EventBus.catchUpChunk
+        } else {
+            try log.scan(from: from) { view in
+                guard view.position <= published else { return false }
+                guard fits(view.payloadCount) else {
+                    truncated = true
+                    return false
+                }
+                events.append(view.event())
+                bytes += view.payloadCount
+                return true
+            }
+        }
         for event in events {
             let reply = [EventBus.position(event.position), Array(event.cloudEventJSON(source: log.cloudEventSource).utf8)]
             try socket.send([identity] + MDPCodec.clientReply(.partial, service: service, body: reply, framing: framing),
                             wait: false)
         }
-        let more = events.count == EventBus.catchUpChunk
-        let covered = more ? (events.last?.position ?? from) : max(try log.tail(), from - 1)
+        let more = truncated && !events.isEmpty
+        let covered = more ? (events.last?.position ?? from) : max(published, from - 1)
         try socket.send([identity] + MDPCodec.clientReply(
             .final, service: service, body: [EventBus.position(covered), Array((more ? "more" : "end").utf8)],
             framing: framing), wait: false)

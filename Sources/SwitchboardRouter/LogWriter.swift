@@ -45,14 +45,13 @@ final class LogWriter: Sendable {
         wakeup.signal()
     }
 
-    /// Batches committed since the last call, in order, or the error that stopped the writer.
-    func takeCompleted() throws -> [Completed] {
-        let (completed, failure) = state.withLock { state in
+    /// Batches committed since the last call, in order, and the error that stopped the writer, if
+    /// one did: the batches committed before it still have to be delivered.
+    func takeCompleted() -> (completed: [Completed], failure: (any Error)?) {
+        state.withLock { state in
             defer { state.completed = [] }
             return (state.completed, state.failure)
         }
-        if let failure { throw failure }
-        return completed
     }
 
     func start() {

@@ -61,6 +61,7 @@ public final class Router: Sendable {
 
         let clock = MonotonicClock()
         let startTail = try log.tail()
+        var published = startTail
         var machine = BrokerStateMachine(configuration: configuration, idPrefix: "m\(startTail + 1).")
         let recovered = try RouterRecovery.recover(from: log)
         var output = BrokerStateMachine.Output()
@@ -80,7 +81,7 @@ public final class Router: Sendable {
         // The first batch (start and recovery) is committed before anything is served.
         let first = output.events.isEmpty ? [] : try log.append(output.events).events
         try send(output.early + output.sends, on: socket)
-        try publish(first, on: publisher)
+        try publish(first, on: publisher, published: &published)
         machine.sealBatch()
         machine.markCommitted(through: 1)
         onListening(socket.lastEndpoint, publisher?.lastEndpoint)
@@ -94,23 +95,28 @@ public final class Router: Sendable {
         var pending: [(batch: UInt64, sends: [(identity: [UInt8], frames: [[UInt8]])])] = []
         var pendingStart = 0
         func deliverCompleted() throws {
-            for completed in try writer.takeCompleted() {
+            let (batches, failure) = writer.takeCompleted()
+            for completed in batches {
                 let (batch, sends) = pending[pendingStart]
                 precondition(batch == completed.batch, "log writer completed batch \(completed.batch), expected \(batch)")
                 pendingStart += 1
                 try send(sends, on: socket)
-                try publish(completed.events, on: publisher)
+                try publish(completed.events, on: publisher, published: &published)
                 machine.markCommitted(through: batch)
             }
             if pendingStart > 256 {
                 pending.removeFirst(pendingStart)
                 pendingStart = 0
             }
+            if let failure { throw failure }
         }
         defer {
             // Let the writer finish what it was given, and deliver it: a clean stop loses no reply.
             writer.stop()
             try? deliverCompleted()
+            // Give the last replies time to leave before the sockets close.
+            try? socket.setOption(.linger, 2000)
+            try? publisher?.setOption(.linger, 2000)
         }
 
         let catchUp = CatchUpService(log: log)
@@ -134,7 +140,9 @@ public final class Router: Sendable {
                     count += 1
                     guard frames.count >= 2, let identity = frames.first else { continue }
                     let body = Array(frames.dropFirst())
-                    if try catchUp.handle(identity: identity, frames: body, socket: socket) { continue }
+                    if try catchUp.handle(identity: identity, frames: body, socket: socket, published: published) {
+                        continue
+                    }
                     machine.receive(identity: identity, frames: body, now: clock.now(), into: &output)
                 }
             }
@@ -166,7 +174,9 @@ public final class Router: Sendable {
         }
     }
 
-    private func publish(_ events: [RecordedEvent], on publisher: ZMQSocket?) throws {
+    /// Publishes committed events; `published` follows the last position delivered.
+    private func publish(_ events: [RecordedEvent], on publisher: ZMQSocket?, published: inout UInt64) throws {
+        if let last = events.last { published = last.position }
         guard let publisher else { return }
         for event in events {
             _ = try publisher.send(EventBus.frames(for: event, source: log.cloudEventSource), wait: false)

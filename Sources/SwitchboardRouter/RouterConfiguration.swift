@@ -19,6 +19,8 @@ public struct RouterConfiguration: Sendable {
     public var maximumQueueLength: Int
     /// Largest request or reply body, all frames together, in bytes.
     public var maximumBodySize: Int
+    /// Most frames in one request or reply body: each adds bytes to the logged event.
+    public var maximumFrames: Int
     /// Messages read from the socket per poll cycle at most: one log commit covers them all.
     public var maximumBatch: Int
 
@@ -31,6 +33,7 @@ public struct RouterConfiguration: Sendable {
         requestExpiry: Int = 60_000,
         maximumQueueLength: Int = 10_000,
         maximumBodySize: Int = 4 << 20,
+        maximumFrames: Int = 1024,
         maximumBatch: Int = 512
     ) {
         self.endpoint = endpoint
@@ -41,6 +44,7 @@ public struct RouterConfiguration: Sendable {
         self.requestExpiry = requestExpiry
         self.maximumQueueLength = maximumQueueLength
         self.maximumBodySize = maximumBodySize
+        self.maximumFrames = maximumFrames
         self.maximumBatch = maximumBatch
     }
 }

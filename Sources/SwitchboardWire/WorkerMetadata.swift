@@ -20,7 +20,10 @@ public struct WorkerMetadata: Sendable, Hashable {
     public func encoded() -> [UInt8] {
         var out = Self.magic
         for text in [version, configDigest] {
-            let bytes = Array(text.utf8.prefix(255))
+            // At most 255 bytes, cut between characters so the text stays valid UTF-8.
+            var cut = Substring(text)
+            while cut.utf8.count > 255 { cut.removeLast() }
+            let bytes = Array(cut.utf8)
             out.append(UInt8(bytes.count))
             out.append(contentsOf: bytes)
         }

@@ -100,6 +100,9 @@ import TestSupport
             #expect(try log.events(inRun: "run-1", from: 10, limit: 2).map(\.position) == [11, 14])
             #expect(try log.events(inRun: "run-").isEmpty)
             #expect(try log.events(inRun: "nope").isEmpty)
+            // Ids longer than any stored one find nothing (and must not trap building a key).
+            #expect(try log.events(inRun: String(repeating: "r", count: 300)).isEmpty)
+            #expect(try log.streamVersion(String(repeating: "é", count: 200)) == 0)
             let stream = try log.events(inStream: "s-0")
             #expect(stream.map(\.position) == Array(stride(from: 1, through: 29, by: 2)))
             #expect(stream.map(\.streamVersion) == Array(1...15))

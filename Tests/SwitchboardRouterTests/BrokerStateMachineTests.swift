@@ -223,6 +223,45 @@ import Testing
         #expect(try MDPCodec.decodeClientReply(sentTo(done, "c1")[0]).body == [[5]])
     }
 
+    @Test mutating func aClientAskingAgainWhileAPlainWorkerHoldsTheRequestGetsTheAnswer() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        let envelope = try Envelope(messageID: "n-7").encoded()
+        let first = send("old", MDPCodec.clientRequest(service: "echo", body: [envelope, [1]]))
+        let toWorker = try MDPCodec.decodeForWorker(sentTo(first, "w1")[0])
+        // The client reconnects under a new address and asks again.
+        let again = send("new", MDPCodec.clientRequest(service: "echo", body: [envelope, [1]]))
+        #expect(again.events.isEmpty && again.sends.isEmpty)
+        let done = send("w1", MDPCodec.workerReply(.workerFinal, client: toWorker.client, body: [[2]]))
+        #expect(done.events.map(\.type) == ["reply.final"])
+        #expect(try MDPCodec.decodeClientReply(sentTo(done, "new")[0]).body.last == [2])
+    }
+
+    @Test mutating func aRequestRedeliveredAfterALongCallDoesNotExpireAtOnce() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("c1", request("long"))
+        _ = send("w2", MDPCodec.workerReady(service: "echo"))
+        var types: [String] = []
+        // Both heartbeat for longer than the 2 s expiry: w1 is busy with the request all along.
+        for _ in 0..<25 {
+            _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            _ = send("w2", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            types += tick(after: 100).events.map(\.type)
+        }
+        // Then w1 falls silent and dies.
+        for _ in 0..<5 {
+            _ = send("w2", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            types += tick(after: 100).events.map(\.type)
+        }
+        #expect(types == ["worker.left", "request.redelivered"])
+    }
+
+    @Test mutating func tooManyFramesAreRefusedLikeTooManyBytes() throws {
+        let frames = MDPCodec.clientRequest(service: "echo", body: [[UInt8]](repeating: [], count: 1025))
+        let output = send("c1", frames)
+        #expect(output.events.map(\.type) == ["request.received", "request.failed"])
+        #expect(output.events[0].payload.count < 200)
+    }
+
     @Test func theObserverReadsTheTypeOfACloudEvent() {
         #expect(EventObserver.cloudEventType(#"{"specversion":"1.0","id":"3","source":"urn:x","type":"run.started","time":"t"}"#)
             == "run.started")

@@ -37,7 +37,8 @@ enum IndexKeys {
     ) rethrows -> R {
         var id = id
         return try id.withUTF8 { utf8 in
-            try withUnsafeTemporaryAllocation(byteCount: utf8.count + 10, alignment: 8) { raw in
+            precondition(utf8.count <= 255, "index ids are at most 255 bytes; callers check")
+            return try withUnsafeTemporaryAllocation(byteCount: utf8.count + 10, alignment: 8) { raw in
                 raw[0] = kind.rawValue
                 raw[1] = UInt8(utf8.count)
                 UnsafeMutableRawBufferPointer(rebasing: raw[2..<2 + utf8.count])

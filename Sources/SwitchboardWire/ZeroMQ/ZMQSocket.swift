@@ -164,4 +164,5 @@ public struct ZMQOption: RawRepresentable, Sendable, Hashable {
     public static let routerHandover = ZMQOption(rawValue: ZMQ_ROUTER_HANDOVER)
     public static let xpubVerbose = ZMQOption(rawValue: ZMQ_XPUB_VERBOSE)
     public static let immediate = ZMQOption(rawValue: ZMQ_IMMEDIATE)
+    public static let linger = ZMQOption(rawValue: ZMQ_LINGER)
 }
