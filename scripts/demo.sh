@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# The main job for now: write a small run into a fresh event log, then inspect and verify it.
+# The main job until the demo workflow exists: a router that commits every message to the event
+# log before forwarding it, an MDP/0.2 worker and client (independent Python peers), the live
+# event stream, and the log's verification.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+python=$(scripts/python-env.sh | tail -n 1)
 swift build --product switchboard
 sb=.build/debug/switchboard
+peer=Tests/IntegrationTests/Python/mdp_peer.py
 data=.switchboard/demo
 rm -rf "$data"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-echo "== appending a run to $data"
-$sb log append --data "$data" --type run.started --run demo-1 --stream demo-1 --payload '{"goal":"say hello"}'
-$sb log append --data "$data" --type step.completed --run demo-1 --stream demo-1 --causation m-1 \
-    --expected-version 1 --payload '{"step":"plan","output":"greet the user"}'
-$sb log append --data "$data" --type run.completed --run demo-1 --stream demo-1 --payload '{"result":"hello"}'
+echo "== switchboard router (log in $data)"
+port=$((20000 + RANDOM % 20000))
+router=tcp://127.0.0.1:$port events=tcp://127.0.0.1:$((port + 1))
+$sb router --data "$data" --bind "$router" --events "$events" --heartbeat 500 & pids+=($!)
+sleep 1
+"$python" -u "$peer" worker "$router" greeter --reply-prefix "hello, " --partials 1 --heartbeat-ms 500 >/dev/null & pids+=($!)
+sleep 0.5
 
-echo; echo "== switchboard log stat"
+echo; echo "== an MDP/0.2 client asks the greeter service three times"
+"$python" "$peer" client "$router" greeter world --repeat 3
+
+echo; echo "== switchboard tail: every committed event so far, from position 1 (CloudEvents JSON, cut)"
+count=$($sb log stat --data "$data" | awk '/^events:/ { print $2 }')
+$sb tail --router "$router" --events "$events" --from 1 --limit "$count" | cut -c1-160
+
+kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+echo; echo "== switchboard log stat / verify"
 $sb log stat --data "$data"
-echo; echo "== switchboard log verify"
 $sb log verify --data "$data"
-echo; echo "== switchboard log dump --run demo-1"
-$sb log dump --data "$data" --run demo-1
