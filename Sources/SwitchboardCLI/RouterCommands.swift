@@ -37,7 +37,8 @@ struct RouterCommand: ParsableCommand {
         guard heartbeat >= 10 else { throw ValidationError("--heartbeat must be at least 10 ms") }
         stopOnSignals()
         try reportingErrors {
-            let log = try EventLog.open(at: options.data, configuration: .init(durability: durability))
+            let log = try EventLog.open(
+                at: options.data, configuration: .init(durability: durability, projections: Router.projections))
             let router = Router(
                 configuration: RouterConfiguration(endpoint: bind, eventsEndpoint: events, heartbeatInterval: heartbeat),
                 log: log, context: try ZMQContext())

@@ -38,8 +38,47 @@ enum RouterRecovery {
     }
 
     static let answeredKept = 10_000
+    /// How far back from the tail a restart looks for answers to keep, when it has the projection.
+    static let answerWindow: UInt64 = 200_000
 
+    /// Reads pending requests from ``PendingRequestsProjection`` when the log keeps it (the
+    /// stored answers then come from the newest events only), and from the whole log otherwise.
     static func recover(from log: EventLog) throws -> Recovered {
+        guard log.projectionNames.contains(PendingRequestsProjection.name) else {
+            return try scan(log, from: 1, collectPending: true)
+        }
+        let tail = try log.tail()
+        var recovered = try scan(log, from: tail > answerWindow ? tail - answerWindow : 1, collectPending: false)
+        let entries = try log.projectionState(named: PendingRequestsProjection.name).entries
+            .compactMap { PendingRequestsProjection.decode($0.value) }
+            .sorted { $0.position < $1.position }
+        let decoder = JSONDecoder()
+        for entry in entries {
+            guard let event = try log.event(at: entry.position), event.type == RouterEvents.requestReceived,
+                  var request = request(from: event.payload, messageID: event.messageID, runID: event.runID,
+                                        decoder: decoder)
+            else { continue }
+            request.attempt += entry.redeliveries
+            recovered.pending.append(request)
+        }
+        return recovered
+    }
+
+    private static func request(from payload: [UInt8], messageID: String, runID: String, decoder: JSONDecoder)
+        -> BrokerStateMachine.Request?
+    {
+        guard let request = try? decoder.decode(RequestPayload.self, from: Data(payload)) else { return nil }
+        let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
+        return BrokerStateMachine.Request(
+            messageID: messageID, runID: runID, service: request.service,
+            client: RouterEvents.unhex(request.client) ?? [],
+            clientFraming: request.framing == "delimited" ? .delimited : .plain,
+            native: body.first.map(Envelope.isEnvelope) ?? false, body: body,
+            attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0)
+    }
+
+    /// Walks the log from `position`: answered native requests, and (if asked) pending ones.
+    private static func scan(_ log: EventLog, from position: UInt64, collectPending: Bool) throws -> Recovered {
         var pending: [String: BrokerStateMachine.Request] = [:]
         var order: [String] = []
         var answered: [(BrokerStateMachine.Request, BrokerStateMachine.RecoveredOutcome)] = []
@@ -47,17 +86,13 @@ enum RouterRecovery {
         func decode<T: Decodable>(_ type: T.Type, _ view: EventView) -> T? {
             try? decoder.decode(type, from: view.withPayload { Data($0) })
         }
-        try log.scan { view in
+        try log.scan(from: position) { view in
             switch view.type {
             case RouterEvents.requestReceived:
-                guard let request = decode(RequestPayload.self, view) else { return true }
-                let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
-                pending[view.messageID] = BrokerStateMachine.Request(
-                    messageID: view.messageID, runID: view.runID, service: request.service,
-                    client: RouterEvents.unhex(request.client) ?? [],
-                    clientFraming: request.framing == "delimited" ? .delimited : .plain,
-                    native: body.first.map(Envelope.isEnvelope) ?? false, body: body,
-                    attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0)
+                guard let request = request(from: view.withPayload { Array($0) }, messageID: view.messageID,
+                                            runID: view.runID, decoder: decoder)
+                else { return true }
+                pending[view.messageID] = request
                 order.append(view.messageID)
             case RouterEvents.requestRedelivered:
                 if let attempt = decode(AttemptPayload.self, view) {
@@ -77,7 +112,7 @@ enum RouterRecovery {
             }
             return true
         }
-        return Recovered(pending: order.compactMap { pending.removeValue(forKey: $0) },
+        return Recovered(pending: collectPending ? order.compactMap { pending.removeValue(forKey: $0) } : [],
                          answered: Array(answered.suffix(answeredKept)))
     }
 }
