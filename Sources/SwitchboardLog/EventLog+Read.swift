@@ -4,11 +4,7 @@ extension EventLog {
     /// The last position (0 for an empty log).
     public func tail() throws -> UInt64 {
         try EventLogError.mapping {
-            try environment.read { txn in
-                try txn.withCursor(databases.events) { cursor in
-                    try cursor.last().flatMap { IndexKeys.decodePosition($0.key) } ?? 0
-                }
-            }
+            try environment.read { txn in try lastPosition(in: txn) }
         }
     }
 
@@ -69,6 +65,13 @@ extension EventLog {
     }
 
     // MARK: - Internals shared by reads, catch-up and verification
+
+    /// The key of the last record: the tail (0 for an empty log).
+    func lastPosition(in txn: Transaction) throws -> UInt64 {
+        try txn.withCursor(databases.events) { cursor in
+            try cursor.last().flatMap { IndexKeys.decodePosition($0.key) } ?? 0
+        }
+    }
 
     func readEvents(from position: UInt64, limit: Int, in txn: Transaction) throws -> [RecordedEvent] {
         var events: [RecordedEvent] = []

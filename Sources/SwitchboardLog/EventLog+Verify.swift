@@ -59,8 +59,7 @@ extension EventLog {
                         return true
                     }
                 } catch let error as EventLogError where error.code == .corruptRecord {
-                    let reason = error.position.map { error.message.replacingPrefix("corrupt record at position \($0): ") }
-                    report.problem = .init(position: error.position, reason: reason ?? error.message)
+                    report.problem = .init(position: error.position, reason: error.reason)
                     return report
                 }
                 let head = try Head.read(txn, databases.meta)
@@ -87,9 +86,7 @@ extension EventLog {
         let mapSize = environment.mapSize  // not inside the read: the gate must not be taken twice
         return try EventLogError.mapping {
             try environment.read { txn in
-                let last = try txn.withCursor(databases.events) { cursor in
-                    try cursor.last().flatMap { IndexKeys.decodePosition($0.key) } ?? 0
-                }
+                let last = try lastPosition(in: txn)
                 return LogStatistics(
                     identifier: identifier,
                     eventCount: try txn.entryCount(databases.events),
@@ -122,8 +119,3 @@ extension EventLog {
     }
 }
 
-extension String {
-    fileprivate func replacingPrefix(_ prefix: String) -> String {
-        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
-    }
-}

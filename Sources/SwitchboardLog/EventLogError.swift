@@ -51,6 +51,8 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// What went wrong, without the position the message names (the same as `message` otherwise).
+    public var reason: String
     /// The log position the failure concerns, for corrupt records.
     public var position: UInt64?
     /// The raw return code of the C call that failed, if one did.
@@ -69,6 +71,7 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     ) {
         self.code = code
         self.message = message
+        self.reason = message
         self.position = position
         self.returnCode = returnCode
         self.cause = cause
@@ -83,7 +86,9 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     }
 
     static func corrupt(_ position: UInt64, _ reason: String) -> EventLogError {
-        EventLogError(.corruptRecord, "corrupt record at position \(position): \(reason)", position: position)
+        var error = EventLogError(.corruptRecord, "corrupt record at position \(position): \(reason)", position: position)
+        error.reason = reason
+        return error
     }
 }
 

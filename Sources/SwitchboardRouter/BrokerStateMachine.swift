@@ -78,6 +78,8 @@ struct BrokerStateMachine {
     /// Final replies of recently finished native requests, for clients that ask again.
     private var finished: [String: [[UInt8]]] = [:]
     private var finishedOrder: [String] = []
+    /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
+    private var openNative: Set<String> = []
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
@@ -192,6 +194,7 @@ struct BrokerStateMachine {
         var request = request
         request.arrival = nextArrival()
         services[request.service, default: Service()].queue.append(request)
+        if request.native { openNative.insert(request.messageID) }
     }
 
     /// Milliseconds until the next timer is due, for the poll timeout.
@@ -260,10 +263,13 @@ struct BrokerStateMachine {
                         now: now, into: &output)
         }
         services[service, default: Service()].queue.append(request)
+        if native { openNative.insert(messageID) }
     }
 
     /// A request already queued or in flight under `messageID` gets the new client address.
     private mutating func reattach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
+        // The search below runs only for an id asked again, not for every new request.
+        guard openNative.contains(messageID) else { return false }
         for (name, service) in services {
             if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
                 services[name]?.queue[index].client = client
@@ -472,6 +478,7 @@ struct BrokerStateMachine {
     }
 
     private mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
+        if request.native { openNative.remove(request.messageID) }
         output.events.append(RouterEvents.reply(request, body: body, final: true, now: now.wall))
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
                                           framing: request.clientFraming)
@@ -493,6 +500,7 @@ struct BrokerStateMachine {
     }
 
     private mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
+        if request.native { openNative.remove(request.messageID) }
         reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
                into: &output, log: true)

@@ -49,14 +49,7 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
 
     /// Lowercase hex.
     public var description: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode(bytes)
     }
 }
 
