@@ -21,7 +21,8 @@ let package = Package(
         .library(name: "SwitchboardHTTP", targets: ["SwitchboardHTTP"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System-library shims: a module map and a header, no logic.
@@ -39,7 +40,14 @@ let package = Package(
             dependencies: ["SwitchboardLog", "SwitchboardWire"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Switchboard", dependencies: ["SwitchboardWire"], swiftSettings: swiftSettings),
+        .target(
+            name: "Switchboard",
+            dependencies: [
+                "SwitchboardWire", "SwitchboardLog", "SwitchboardRouter",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "SwitchboardServices", dependencies: ["Switchboard", "CCurl"], swiftSettings: swiftSettings),
         .target(
             name: "SwitchboardHTTP",
@@ -78,6 +86,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardRouterTests",
             dependencies: ["SwitchboardRouter", "SwitchboardWire", "SwitchboardLog", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardTests",
+            dependencies: ["Switchboard", "SwitchboardRouter", "SwitchboardWire", "SwitchboardLog", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         // Tests that start real processes: the CLI and the LogAppender helper.

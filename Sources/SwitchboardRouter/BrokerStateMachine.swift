@@ -33,6 +33,8 @@ struct BrokerStateMachine {
     struct Request {
         var messageID: String
         var runID: String
+        /// The message that caused this request (a native client's envelope says; empty for none).
+        var causationID: String = ""
         var service: String
         var client: [UInt8]
         var clientFraming: MDPFraming
@@ -41,6 +43,8 @@ struct BrokerStateMachine {
         var attempt: UInt32
         var receivedAt: Int64
         var expiresAt: Int64
+        /// When it was first received, as logged: native workers get it as the handler's clock.
+        var receivedWall = Timestamp(nanosecondsSinceEpoch: 0)
         /// Arrival order, kept across redeliveries.
         var arrival: UInt64 = 0
         /// The client address the worker was given; a plain worker's reply names it.
@@ -55,6 +59,9 @@ struct BrokerStateMachine {
         var framing: MDPFraming
         var native: Bool
         var capacity: Int
+        /// From a native worker's READY metadata; recorded in the lock of each run it serves.
+        var version = ""
+        var configDigest = ""
         var inFlight: [String: Request] = [:]
         var expiresAt: Int64
     }
@@ -80,6 +87,12 @@ struct BrokerStateMachine {
     private var finishedOrder: [String] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<String> = []
+    /// (run, service, version, digest) already in a run's determinism lock; the oldest are forgotten
+    /// past ``lockMemory`` (a repeated lock entry is harmless: readers keep the first).
+    private var locked: Set<String> = []
+    private var lockedOrder: [String] = []
+    private var lockedStart = 0
+    static let lockMemory = 100_000
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
@@ -207,6 +220,9 @@ struct BrokerStateMachine {
     private mutating func clientRequest(
         _ client: [UInt8], service: String, body: [[UInt8]], framing: MDPFraming, now: Now, into output: inout Output
     ) {
+        var body = body
+        var causationID = ""
+        var emitted: [EmittedEvent] = []
         var native = false
         var messageID: String
         var runID: String
@@ -234,6 +250,19 @@ struct BrokerStateMachine {
                 return
             }
             if reattach(messageID, to: client, framing: framing) { return }
+            // A new native request may carry the events its sender emitted before sending it.
+            guard let (stripped, carried) = EmittedEvent.split(body, envelope: envelope),
+                  carried.allSatisfy(Self.isLoggable)
+            else {
+                invalidMessages += 1
+                return reject(client, service: service, framing: framing, native: true, messageID: messageID,
+                              runID: runID, code: "malformed_event",
+                              message: "the request's emitted events are malformed", now: now, into: &output,
+                              log: false)
+            }
+            body = Self.withoutEmitHeader(stripped, envelope: envelope)
+            causationID = envelope.causationID
+            emitted = carried
         } else {
             sequence += 1
             messageID = "\(idPrefix)\(sequence)"
@@ -244,9 +273,13 @@ struct BrokerStateMachine {
         let tooLarge = size > configuration.maximumBodySize || body.count > configuration.maximumFrames
         // An oversized body is not logged: only that it was refused.
         let request = Request(
-            messageID: messageID, runID: runID, service: service, client: client, clientFraming: framing,
-            native: native, body: tooLarge ? [] : body, attempt: 1, receivedAt: now.milliseconds,
-            expiresAt: expiresAt, arrival: nextArrival(), batch: batch)
+            messageID: messageID, runID: runID, causationID: causationID, service: service, client: client,
+            clientFraming: framing, native: native, body: tooLarge ? [] : body, attempt: 1,
+            receivedAt: now.milliseconds, expiresAt: expiresAt, receivedWall: now.wall, arrival: nextArrival(),
+            batch: batch)
+        for event in emitted {
+            output.events.append(RouterEvents.emitted(event, runID: runID, now: now.wall))
+        }
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
         if tooLarge {
             return fail(request, code: "too_large",
@@ -311,6 +344,7 @@ struct BrokerStateMachine {
         let capacity = max(1, min(info?.capacity ?? 1, 1024))
         workers[identity] = Worker(
             identity: identity, service: service, framing: framing, native: info != nil, capacity: capacity,
+            version: info?.version ?? "", configDigest: info?.configDigest ?? "",
             expiresAt: now.milliseconds + livenessWindow)
         services[service, default: Service()].workers.insert(identity)
         services[service, default: Service()].idle.append(identity)
@@ -343,6 +377,24 @@ struct BrokerStateMachine {
             // Late or repeated reply to a request that finished or moved elsewhere.
             duplicateReplies += 1
             return
+        }
+        var body = body
+        var emitted: [EmittedEvent] = []
+        if worker.native, let first = body.first, let envelope = try? Envelope(decoding: first) {
+            guard let (stripped, carried) = EmittedEvent.split(body, envelope: envelope),
+                  carried.allSatisfy(Self.isLoggable)
+            else {
+                invalidMessages += 1
+                workers[identity]?.inFlight[key] = nil
+                markIdle(identity)
+                return fail(request, code: "malformed_event",
+                            message: "the worker's reply carried malformed emitted events", now: now, into: &output)
+            }
+            body = Self.withoutEmitHeader(stripped, envelope: envelope)
+            emitted = carried
+        }
+        for event in emitted {
+            output.events.append(RouterEvents.emitted(event, runID: request.runID, now: now.wall))
         }
         let size = body.reduce(0) { $0 + $1.count }
         if size > configuration.maximumBodySize || body.count > configuration.maximumFrames {
@@ -431,6 +483,8 @@ struct BrokerStateMachine {
                 }
                 envelope.runID = request.runID
                 envelope.attempt = request.attempt
+                // The handler's clock: when the request was received, as the log records it.
+                envelope.headers[Self.timeHeader] = String(request.receivedWall.nanosecondsSinceEpoch)
                 if let encoded = try? envelope.encoded() {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
@@ -441,7 +495,10 @@ struct BrokerStateMachine {
             if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
             workers[identity] = worker
             let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
-            if request.batch <= committedBatch {
+            if worker.native && recordLock(request, worker: worker, now: now, into: &output) {
+                // The lock entry must be committed before the request reaches the worker.
+                output.sends.append((identity, frames))
+            } else if request.batch <= committedBatch {
                 output.early.append((identity, frames))
             } else {
                 output.sends.append((identity, frames))
@@ -451,6 +508,43 @@ struct BrokerStateMachine {
             service.queue.removeFirst(service.queueStart)
             service.queueStart = 0
         }
+    }
+
+    /// The envelope header carrying the request's logged receive time (ns since the epoch).
+    static let timeHeader = "time"
+
+    /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
+    private mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
+        guard !request.runID.isEmpty else { return false }
+        let key = "\(request.runID)\u{0}\(worker.service)\u{0}\(worker.version)\u{0}\(worker.configDigest)"
+        guard locked.insert(key).inserted else { return false }
+        lockedOrder.append(key)
+        if lockedOrder.count - lockedStart > Self.lockMemory {
+            locked.remove(lockedOrder[lockedStart])
+            lockedStart += 1
+            if lockedStart > Self.lockMemory / 2 {
+                lockedOrder.removeFirst(lockedStart)
+                lockedStart = 0
+            }
+        }
+        output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
+                                                       version: worker.version, configDigest: worker.configDigest,
+                                                       causationID: request.messageID, now: now.wall))
+        return true
+    }
+
+    /// Whether the log accepts the event as it is: a bad one must be refused here, not fail a commit.
+    static func isLoggable(_ event: EmittedEvent) -> Bool {
+        !event.type.isEmpty && JSONText.isValid(event.payload)
+    }
+
+    /// The body with its envelope re-encoded without the emitted-events count.
+    static func withoutEmitHeader(_ body: [[UInt8]], envelope: Envelope) -> [[UInt8]] {
+        guard envelope.headers[EmittedEvent.headerName] != nil else { return body }
+        var envelope = envelope
+        envelope.headers[EmittedEvent.headerName] = nil
+        guard let encoded = try? envelope.encoded() else { return body }
+        return [encoded] + body.dropFirst()
     }
 
     private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {

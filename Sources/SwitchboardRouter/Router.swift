@@ -120,6 +120,8 @@ public final class Router: Sendable {
         }
 
         let catchUp = CatchUpService(log: log)
+        // State reads wait for the commit of everything received before them.
+        var stateReads: [(batch: UInt64, identity: [UInt8], frames: [[UInt8]])] = []
         while !stopping.load(ordering: .relaxed) && !shouldStop() {
             let timeout = Int(min(machine.nextDeadline(now: clock.now().milliseconds), 100))
             // With too many batches awaiting their commit, stop reading: peers queue in ZeroMQ meanwhile.
@@ -143,6 +145,10 @@ public final class Router: Sendable {
                     if try catchUp.handle(identity: identity, frames: body, socket: socket, published: published) {
                         continue
                     }
+                    if StateService.matches(body) {
+                        stateReads.append((machine.batch, identity, body))
+                        continue
+                    }
                     machine.receive(identity: identity, frames: body, now: clock.now(), into: &output)
                 }
             }
@@ -160,6 +166,18 @@ public final class Router: Sendable {
                 writer.submit(batch: machine.batch, events: output.events)
                 pending.append((machine.batch, output.sends))
                 machine.sealBatch()
+            } else {
+                // This cycle's batch stays empty: reads received in it wait for the one before.
+                for index in stateReads.indices where stateReads[index].batch == machine.batch {
+                    stateReads[index].batch -= 1
+                }
+            }
+            if !stateReads.isEmpty {
+                let ready = stateReads.filter { $0.batch <= machine.committedBatch }
+                stateReads.removeAll { $0.batch <= machine.committedBatch }
+                for read in ready {
+                    _ = try socket.send([read.identity] + StateService.reply(to: read.frames, log: log), wait: false)
+                }
             }
         }
     }

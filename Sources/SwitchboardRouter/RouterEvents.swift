@@ -13,6 +13,7 @@ enum RouterEvents {
     static let workerJoinedType = "worker.joined"
     static let workerLeftType = "worker.left"
     static let routerStarted = "router.started"
+    static let lockRecordedType = "lock.recorded"
 
     static func requestReceived(_ request: BrokerStateMachine.Request, now: Timestamp) -> NewEvent {
         var json = JSONObject()
@@ -21,7 +22,8 @@ enum RouterEvents {
         json["framing"] = request.clientFraming.description
         json.number("attempt", Int(request.attempt))
         json.frames("body", request.body)
-        return event(requestReceived, request.runID, messageID: request.messageID, causation: "", json, now)
+        return event(requestReceived, request.runID, messageID: request.messageID, causation: request.causationID,
+                     json, now)
     }
 
     static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, now: Timestamp)
@@ -43,6 +45,23 @@ enum RouterEvents {
         json["error"] = code
         json["message"] = message
         return event(requestFailed, runID, messageID: messageID + "/error", causation: messageID, json, now)
+    }
+
+    /// An event an agent emitted, as it carried it; the run is the carrying message's.
+    static func emitted(_ emitted: EmittedEvent, runID: String, now: Timestamp) -> NewEvent {
+        NewEvent(type: emitted.type, schemaVersion: emitted.schemaVersion, runID: runID, streamID: emitted.streamID,
+                 messageID: emitted.messageID, causationID: emitted.causationID, timestamp: now,
+                 payload: emitted.payload, payloadEncoding: .json)
+    }
+
+    /// An entry of a run's determinism lock: the version and config digest of a service it used.
+    static func lockRecorded(runID: String, service: String, version: String, configDigest: String,
+                             causationID: String, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["service"] = service
+        json["version"] = version
+        json["configDigest"] = configDigest
+        return event(lockRecordedType, runID, messageID: "", causation: causationID, json, now)
     }
 
     static func redelivered(_ request: BrokerStateMachine.Request, reason: String, now: Timestamp) -> NewEvent {

@@ -56,6 +56,7 @@ enum RouterRecovery {
         for entry in entries {
             guard let event = try log.event(at: entry.position), event.type == RouterEvents.requestReceived,
                   var request = request(from: event.payload, messageID: event.messageID, runID: event.runID,
+                                        causationID: event.causationID, receivedWall: event.timestamp,
                                         decoder: decoder)
             else { continue }
             request.attempt += entry.redeliveries
@@ -64,17 +65,17 @@ enum RouterRecovery {
         return recovered
     }
 
-    private static func request(from payload: [UInt8], messageID: String, runID: String, decoder: JSONDecoder)
-        -> BrokerStateMachine.Request?
+    private static func request(from payload: [UInt8], messageID: String, runID: String, causationID: String,
+                                receivedWall: Timestamp, decoder: JSONDecoder) -> BrokerStateMachine.Request?
     {
         guard let request = try? decoder.decode(RequestPayload.self, from: Data(payload)) else { return nil }
         let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
         return BrokerStateMachine.Request(
-            messageID: messageID, runID: runID, service: request.service,
+            messageID: messageID, runID: runID, causationID: causationID, service: request.service,
             client: RouterEvents.unhex(request.client) ?? [],
             clientFraming: request.framing == "delimited" ? .delimited : .plain,
             native: body.first.map(Envelope.isEnvelope) ?? false, body: body,
-            attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0)
+            attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0, receivedWall: receivedWall)
     }
 
     /// Walks the log from `position`: answered native requests, and (if asked) pending ones.
@@ -90,7 +91,8 @@ enum RouterRecovery {
             switch view.type {
             case RouterEvents.requestReceived:
                 guard let request = request(from: view.withPayload { Array($0) }, messageID: view.messageID,
-                                            runID: view.runID, decoder: decoder)
+                                            runID: view.runID, causationID: view.causationID,
+                                            receivedWall: view.timestamp, decoder: decoder)
                 else { return true }
                 pending[view.messageID] = request
                 order.append(view.messageID)

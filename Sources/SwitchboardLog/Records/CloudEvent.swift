@@ -251,4 +251,41 @@ package enum Base64 {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// Decodes padded standard base64; nil for anything else.
+    package static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        guard text.count % 4 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(text.count / 4 * 3)
+        var quad: UInt32 = 0
+        var filled = 0
+        var padding = 0
+        for char in text {
+            let value: UInt32
+            switch char {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(char - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(char - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(char - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            case UInt8(ascii: "="):
+                padding += 1
+                value = 0
+            default: return nil
+            }
+            if padding > 0 && char != UInt8(ascii: "=") { return nil }
+            quad = quad << 6 | value
+            filled += 1
+            if filled == 4 {
+                out.append(UInt8(quad >> 16 & 0xFF))
+                out.append(UInt8(quad >> 8 & 0xFF))
+                out.append(UInt8(quad & 0xFF))
+                quad = 0
+                filled = 0
+            }
+        }
+        guard padding <= 2 else { return nil }
+        out.removeLast(padding)
+        return out
+    }
 }

@@ -47,6 +47,12 @@ public struct SHA256Digest: Sendable, Hashable, CustomStringConvertible {
         hasher.combine(words.3)
     }
 
+    /// The digest of `bytes`.
+    public static func of(_ bytes: some Sequence<UInt8>) -> SHA256Digest {
+        let array = Array(bytes)
+        return array.withUnsafeBytes { SHA256Hasher.digest($0) }
+    }
+
     /// Lowercase hex.
     public var description: String {
         Hex.encode(bytes)

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// An agent: a Swift actor whose only door to the world is its ``AgentContext``.
+///
+/// The host creates one instance per ``AgentID`` (type and key, the key usually being the run id)
+/// on demand, hands it the messages for that key strictly one after another, and drops it when it
+/// has been idle for a while. Its ``state`` is a fold of the events it emitted: a handler decides,
+/// calls ``AgentContext/emit(_:)`` (which applies the event at once), and asks services through
+/// ``AgentContext/ask(_:_:)``. Rebuilding an instance folds its logged events again; replaying a run
+/// re-executes its handlers against the log.
+///
+/// > Important: a handler must reach nothing nondeterministic except through its context: no
+/// > `Date()`, no `random()`, no files, sockets or environment, no shared mutable globals, no
+/// > unordered iteration feeding an output. docs/agents.md says why.
+///
+/// ```swift
+/// actor Greeter: Agent {
+///     static let descriptor = AgentDescriptor(name: "greeter", version: "1.0")
+///     var state = Greeting()
+///     init(id: AgentID) {}
+///     func handle(_ message: AgentMessage, context: AgentContext<Greeter>) async throws -> Payload {
+///         try context.emit(.greeted(message.payload.text))
+///         return try await context.ask("echo", message.payload)
+///     }
+/// }
+/// ```
+public protocol Agent: Actor {
+    associatedtype State: AgentState
+
+    /// The service name, version and config digest this type registers under.
+    static var descriptor: AgentDescriptor { get }
+
+    /// A fresh instance whose ``state`` is `State()`.
+    init(id: AgentID)
+
+    /// The fold of every event this instance emitted; only ``AgentState/apply(_:)`` changes it.
+    var state: State { get set }
+
+    /// Handles one message; the returned payload is the reply. A thrown error becomes an error reply.
+    func handle(_ message: AgentMessage, context: AgentContext<Self>) async throws -> Payload
+}
+
+/// An agent's state: a value rebuilt by folding events with a pure, synchronous ``apply(_:)``.
+public protocol AgentState: Codable, Sendable {
+    associatedtype Event: AgentEvent
+    init()
+    mutating func apply(_ event: Event)
+}
+
+/// A domain event: JSON on the log under a stable ``eventType`` name, never a Swift type name.
+public protocol AgentEvent: Codable, Sendable {
+    /// The logged event type, e.g. `counter.added`.
+    var eventType: String { get }
+}
+
+/// State for agents that keep none.
+public struct NoState: AgentState {
+    public struct Event: AgentEvent {
+        public var eventType: String { "none" }
+    }
+
+    public init() {}
+    public mutating func apply(_ event: Event) {}
+}
+
+/// What an agent type registers as: its service name and what goes into determinism locks.
+public struct AgentDescriptor: Sendable, Hashable {
+    /// The service name it serves under (1–100 bytes).
+    public var name: String
+    /// Its version: bump it whenever the handler's behaviour changes.
+    public var version: String
+    /// A digest of its configuration (prompts, parameters), empty when it has none.
+    public var configDigest: String
+    /// Events between snapshots of its state.
+    public var snapshotInterval: Int
+
+    public init(name: String, version: String, configDigest: String = "", snapshotInterval: Int = 100) {
+        self.name = name
+        self.version = version
+        self.configDigest = configDigest
+        self.snapshotInterval = max(1, snapshotInterval)
+    }
+}
+
+/// An agent instance: its type's service name and a key.
+public struct AgentID: Sendable, Hashable, CustomStringConvertible {
+    public var type: String
+    public var key: String
+
+    public init(type: String, key: String) {
+        self.type = type
+        self.key = key
+    }
+
+    /// The log stream holding this instance's events.
+    public var streamID: String {
+        let plain = "agent/\(type)/\(key)"
+        // Stream ids hold 255 bytes, and the snapshot stream adds a suffix.
+        guard plain.utf8.count > 200 else { return plain }
+        return "agent/\(type.prefix(60))/#" + String(Identifiers.digest(plain).prefix(32))
+    }
+
+    public var description: String { "\(type)/\(key)" }
+}
+
+/// A message delivered to an agent.
+public struct AgentMessage: Sendable {
+    /// The router's id for this message: stable across redeliveries.
+    public var messageID: String
+    public var runID: String
+    /// The message that caused it (empty when a client started the run).
+    public var causationID: String
+    /// 1 for the first delivery, raised on each redelivery.
+    public var attempt: UInt32
+    /// The first body frame after the envelope.
+    public var payload: Payload
+    /// Every body frame after the envelope.
+    public var frames: [[UInt8]]
+    /// Envelope headers.
+    public var headers: [String: String]
+
+    public init(messageID: String, runID: String, causationID: String = "", attempt: UInt32 = 1,
+                frames: [[UInt8]], headers: [String: String] = [:]) {
+        self.messageID = messageID
+        self.runID = runID
+        self.causationID = causationID
+        self.attempt = attempt
+        self.frames = frames
+        self.payload = Payload(bytes: frames.first ?? [])
+        self.headers = headers
+    }
+
+    /// The instance key the message is for: the `key` header, or else the run id.
+    public var key: String { headers[AgentMessage.keyHeader].flatMap { $0.isEmpty ? nil : $0 } ?? runID }
+
+    /// The envelope header naming the instance key.
+    public static let keyHeader = "key"
+}

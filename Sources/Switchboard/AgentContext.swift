@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+public import Logging
+public import SwitchboardLog
+import SwitchboardWire
+
+/// A handler's only door to the world: asks through the router, emitted events, and the time and
+/// random numbers of the logged message.
+///
+/// One context serves one message. Asks and events are numbered in the order the handler makes
+/// them, and their ids derive from the message's id, so a re-execution (recovery, replay) makes the
+/// same ids and is checked against, or served from, what the log holds.
+///
+/// > Important: use a context only inside the handler it was given to, on its agent's actor.
+public final class AgentContext<A: Agent> {
+    /// The message being handled.
+    public let message: AgentMessage
+    /// The instance handling it.
+    public let agentID: AgentID
+    /// When the router received the message, as the log records it: the handler's clock.
+    public let now: Timestamp
+    /// Carries the run, message and agent ids as metadata.
+    public let logger: Logger
+
+    let agent: A
+    let session: any AgentSession
+    private(set) var pending: [EmittedEvent] = []
+    private(set) var askCount = 0
+    private(set) var emitCount = 0
+    private var generator: DeterministicGenerator
+
+    init(agent: A, agentID: AgentID, message: AgentMessage, now: Timestamp, session: any AgentSession,
+         logger: Logger) {
+        self.agent = agent
+        self.agentID = agentID
+        self.message = message
+        self.now = now
+        self.session = session
+        var logger = logger
+        logger[metadataKey: "switchboard.run"] = "\(message.runID)"
+        logger[metadataKey: "switchboard.message"] = "\(message.messageID)"
+        logger[metadataKey: "switchboard.agent"] = "\(agentID)"
+        self.logger = logger
+        generator = DeterministicGenerator(seed: "\(message.messageID)\u{0}\(now.nanosecondsSinceEpoch)")
+    }
+
+    /// The run this message belongs to.
+    public var runID: String { message.runID }
+
+    /// Applies `event` to the agent's state at once and records it; it reaches the log with the
+    /// agent's next ask or its reply.
+    public func emit(_ event: A.State.Event) throws {
+        let payload = try Payload(json: event).bytes
+        emitCount += 1
+        pending.append(EmittedEvent(
+            type: event.eventType, streamID: agentID.streamID,
+            messageID: Identifiers.event(message.messageID, emitCount), causationID: message.messageID,
+            payload: payload))
+        agent.assumeIsolated { $0.state.apply(event) }
+    }
+
+    /// Asks `service` through the router and returns its final reply.
+    /// - Parameter key: the instance key when `service` is an agent (the run id when nil).
+    /// - Throws: ``AskError`` when the reply is an error.
+    nonisolated(nonsending) public func ask(_ service: String, _ payload: Payload, key: String? = nil) async throws
+        -> Payload
+    {
+        try await askWithPartials(service, payload, key: key).payload
+    }
+
+    /// Asks `service` and returns its final reply with the partial replies that preceded it;
+    /// `onPartial` sees each partial as it arrives.
+    nonisolated(nonsending) public func askWithPartials(
+        _ service: String, _ payload: Payload, key: String? = nil,
+        onPartial: (@Sendable (Payload) -> Void)? = nil
+    ) async throws -> AskReply {
+        let ask = makeAsk(service, payload, key: key)
+        return try await session.ask(ask, onPartial: onPartial)
+    }
+
+    /// Asks several services at once. Ids are taken in the order given, so the asks are numbered
+    /// the same way on every execution whatever order their replies come back in.
+    nonisolated(nonsending) public func askAll(_ asks: [(service: String, payload: Payload)]) async throws
+        -> [Payload]
+    {
+        let outgoing = asks.map { makeAsk($0.service, $0.payload, key: nil) }
+        let session = self.session
+        return try await withThrowingTaskGroup(of: (Int, Payload).self) { group in
+            for (index, ask) in outgoing.enumerated() {
+                group.addTask { (index, try await session.ask(ask, onPartial: nil).payload) }
+            }
+            var results = [Payload?](repeating: nil, count: outgoing.count)
+            for try await (index, payload) in group { results[index] = payload }
+            return results.compactMap { $0 }
+        }
+    }
+
+    /// A random number from the generator seeded by the logged message.
+    public func random(in range: ClosedRange<Int>) -> Int {
+        Int.random(in: range, using: &generator)
+    }
+
+    /// 64 random bits from the generator seeded by the logged message.
+    public func randomBits() -> UInt64 {
+        generator.next()
+    }
+
+    private func makeAsk(_ service: String, _ payload: Payload, key: String?) -> OutgoingAsk {
+        askCount += 1
+        var headers: [String: String] = [:]
+        if let key { headers[AgentMessage.keyHeader] = key }
+        let events = pending
+        pending.removeAll()
+        return OutgoingAsk(
+            messageID: Identifiers.ask(message.messageID, askCount), runID: message.runID,
+            causationID: message.messageID, service: service, frames: [payload.bytes], headers: headers,
+            events: events, recovering: message.attempt > 1)
+    }
+
+    /// Hands over the events not yet sent, for the reply.
+    func takePending() -> [EmittedEvent] {
+        defer { pending.removeAll() }
+        return pending
+    }
+}

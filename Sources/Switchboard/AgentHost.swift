@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+public import Logging
+import Synchronization
+import SwitchboardLog
+public import SwitchboardWire
+import SwitchboardRouter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How an ``AgentHost`` behaves.
+public struct AgentHostConfiguration: Sendable {
+    /// The router's endpoint: `inproc://…` (same process and ZeroMQ context), `ipc://…` or `tcp://…`.
+    public var endpoint: String
+    /// Messages each agent type takes at once (the router's flow control; at most 1024).
+    public var capacity: Int
+    /// Heartbeat interval towards the router, in milliseconds.
+    public var heartbeatInterval: Int
+    /// Silent intervals after which the router counts as gone and the host registers again.
+    public var heartbeatLiveness: Int
+    /// An instance idle this long (ms) is dropped; its next message rebuilds it from the log.
+    public var idleTimeout: Int
+    /// Idle instances kept at most; the least recently used go first.
+    public var maximumIdleInstances: Int
+    /// How long a graceful shutdown waits for handlers under way (ms).
+    public var drainTimeout: Int
+
+    public init(endpoint: String, capacity: Int = 256, heartbeatInterval: Int = 2500, heartbeatLiveness: Int = 3,
+                idleTimeout: Int = 60_000, maximumIdleInstances: Int = 10_000, drainTimeout: Int = 10_000) {
+        self.endpoint = endpoint
+        self.capacity = max(1, min(capacity, 1024))
+        self.heartbeatInterval = heartbeatInterval
+        self.heartbeatLiveness = heartbeatLiveness
+        self.idleTimeout = idleTimeout
+        self.maximumIdleInstances = maximumIdleInstances
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// Runs agent types in this process, as native workers of the router.
+///
+/// Each message goes to the instance of its ``AgentID`` (created on demand, rebuilt from its
+/// logged events through the router's `sb.state`); messages to one instance are handled strictly
+/// one after another, different instances in parallel. A redelivered message (attempt > 1) is
+/// handled by an instance rebuilt from the log: its earlier asks are answered from the log by the
+/// router, and the events it had already emitted are not logged twice.
+///
+/// ```swift
+/// let host = try AgentHost(types: [AgentType(Echo.self)], configuration: .init(endpoint: "tcp://127.0.0.1:5555"))
+/// try await host.run()   // until shutdown()
+/// ```
+public final class AgentHost: Sendable {
+    public let configuration: AgentHostConfiguration
+    private let types: [String: AgentType]
+    private let connection: HostConnection
+    private let logger: Logger
+    private let state = Mutex(HostState())
+
+    private struct InstanceKey: Hashable {
+        var type: String
+        var key: String
+    }
+
+    private struct Idle {
+        var instance: Cached
+        var lastUsed: Int64
+    }
+
+    struct Cached: Sendable {
+        var instance: any AgentInstance
+        /// Events in the instance's stream, as far as this host knows.
+        var version: UInt64
+        var sinceSnapshot: Int
+    }
+
+    private struct HostState {
+        var mailboxes: [InstanceKey: [HostConnection.Incoming]] = [:]
+        var idle: [InstanceKey: Idle] = [:]
+        var busy = 0
+        var draining = false
+        var handled = 0
+    }
+
+    /// - Parameter context: the ZeroMQ context; pass the router's for an `inproc://` endpoint.
+    public init(types: [AgentType], configuration: AgentHostConfiguration, context: ZMQContext? = nil,
+                logger: Logger = Logger(label: "switchboard.host", factory: { _ in SwiftLogNoOpLogHandler() }))
+        throws
+    {
+        self.configuration = configuration
+        self.types = Dictionary(types.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.logger = logger
+        connection = try HostConnection(
+            context: context ?? ZMQContext(), endpoint: configuration.endpoint,
+            workers: types.map {
+                .init(service: $0.descriptor.name,
+                      metadata: WorkerMetadata(version: $0.descriptor.version, configDigest: $0.descriptor.configDigest,
+                                               capacity: configuration.capacity))
+            },
+            heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness)
+    }
+
+    /// Messages handled so far.
+    public var handledCount: Int { state.withLock { $0.handled } }
+
+    /// Times the host registered its workers with a router (1 + reconnects, per agent type).
+    public var registrations: Int { connection.registrations }
+
+    /// Serves until ``shutdown()``; returns once the handlers under way have finished.
+    public func run() async {
+        connection.start()
+        await withDiscardingTaskGroup { group in
+            for await request in connection.requests {
+                guard let type = types[request.service] else { continue }
+                let message = AgentMessage(
+                    messageID: request.envelope.messageID, runID: request.envelope.runID,
+                    causationID: request.envelope.causationID, attempt: request.envelope.attempt,
+                    frames: request.frames, headers: request.envelope.headers)
+                let key = InstanceKey(type: request.service, key: message.key)
+                let start = state.withLock { state -> Bool in
+                    // Draining: not started; the router hands it to another host after DISCONNECT.
+                    guard !state.draining else { return false }
+                    state.busy += 1
+                    if state.mailboxes[key] != nil {
+                        state.mailboxes[key]?.append(request)
+                        return false
+                    }
+                    state.mailboxes[key] = [request]
+                    return true
+                }
+                if start {
+                    group.addTask { await self.drain(key, type: type) }
+                }
+            }
+        }
+    }
+
+    /// Stops taking messages, waits for handlers under way (up to the drain timeout), then leaves
+    /// the router; messages it had not started are redelivered to other hosts.
+    public func shutdown() async {
+        state.withLock { $0.draining = true }
+        let deadline = HostConnection.milliseconds() + Int64(configuration.drainTimeout)
+        while state.withLock({ $0.busy > 0 }) && HostConnection.milliseconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        connection.disconnectWorkers()
+        connection.stop()
+    }
+
+    /// Handles the messages of one instance in order until its mailbox is empty.
+    private func drain(_ key: InstanceKey, type: AgentType) async {
+        var cached = state.withLock { $0.idle.removeValue(forKey: key)?.instance }
+        let id = AgentID(type: key.type, key: key.key)
+        while let request = state.withLock({ state in state.mailboxes[key]?.first }) {
+            let message = AgentMessage(
+                messageID: request.envelope.messageID, runID: request.envelope.runID,
+                causationID: request.envelope.causationID, attempt: request.envelope.attempt,
+                frames: request.frames, headers: request.envelope.headers)
+            var body: [[UInt8]]
+            do {
+                if cached == nil || message.attempt > 1 {
+                    // A redelivery starts from the log: what this instance did before may be half done.
+                    cached = try await rebuild(type: type, id: id, excluding: message.attempt > 1 ? message : nil)
+                }
+                body = try await handle(message, with: &cached, type: type)
+            } catch {
+                cached = nil
+                let failure = AskError(service: key.type, code: "agent_error", message: "\(error)")
+                var envelope = Envelope(messageID: Identifiers.reply(message.messageID), runID: message.runID,
+                                        causationID: message.messageID)
+                envelope.headers["status"] = "error"
+                body = [(try? envelope.encoded()) ?? [], failure.body]
+            }
+            connection.reply(to: request, body: body)
+            let now = HostConnection.milliseconds()
+            state.withLock { state in
+                state.busy -= 1
+                state.handled += 1
+                state.mailboxes[key]?.removeFirst()
+                if state.mailboxes[key]?.isEmpty == true {
+                    state.mailboxes[key] = nil
+                    if let cached { state.idle[key] = Idle(instance: cached, lastUsed: now) }
+                    passivate(&state, now: now)
+                }
+            }
+        }
+    }
+
+    private func passivate(_ state: inout HostState, now: Int64) {
+        let timeout = Int64(configuration.idleTimeout)
+        if state.idle.count > configuration.maximumIdleInstances {
+            let oldest = state.idle.sorted { $0.value.lastUsed < $1.value.lastUsed }
+                .prefix(state.idle.count - configuration.maximumIdleInstances / 2)
+            for (key, _) in oldest { state.idle[key] = nil }
+        }
+        if state.handled % 1024 == 0 {
+            state.idle = state.idle.filter { now - $0.value.lastUsed < timeout }
+        }
+    }
+
+    private func handle(_ message: AgentMessage, with cached: inout Cached?, type: AgentType) async throws
+        -> [[UInt8]]
+    {
+        guard var current = cached else { throw AskError(service: type.descriptor.name, code: "agent_error",
+                                                         message: "no instance") }
+        let timeHeader = message.headers["time"].flatMap(Int64.init)
+        let now = timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now
+        let outcome = await current.instance.handle(message, now: now, session: LiveSession(connection: connection),
+                                                    logger: logger)
+        var events = outcome.events
+        current.version += UInt64(outcome.emitted)
+        current.sinceSnapshot += outcome.emitted
+        var envelope = Envelope(messageID: Identifiers.reply(message.messageID), runID: message.runID,
+                                causationID: message.messageID)
+        let payload: [[UInt8]]
+        switch outcome.reply {
+        case .success(let frames):
+            payload = frames
+            if current.sinceSnapshot >= type.descriptor.snapshotInterval {
+                events.append(try await current.instance.snapshot(version: current.version,
+                                                                  causationID: message.messageID))
+                current.sinceSnapshot = 0
+            }
+        case .failure(let error):
+            envelope.headers["status"] = "error"
+            payload = [error.body]
+        }
+        cached = current
+        if !events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(events.count) }
+        return [try envelope.encoded()] + payload + (try events.map { try $0.encoded() })
+    }
+
+    /// A fresh instance with its state folded from the log (the router's `sb.state`).
+    private func rebuild(type: AgentType, id: AgentID, excluding message: AgentMessage?) async throws -> Cached {
+        let instance = type.make(id)
+        var frames = [Array(id.streamID.utf8)]
+        if let message { frames.append(Array(message.messageID.utf8)) }
+        let reply = try await connection.ask(
+            OutgoingAsk(messageID: "state-\(UInt64.random(in: 0...UInt64.max))", runID: "", causationID: "",
+                        service: StateService.serviceName, frames: frames, headers: [:], events: [],
+                        recovering: false),
+            onPartial: nil)
+        guard reply.frames.count >= 2, let version = EventBus.decodePosition(reply.frames[0]) else {
+            throw AskError(service: StateService.serviceName, code: "bad_reply", message: "malformed sb.state reply")
+        }
+        let snapshot = reply.frames[1].isEmpty ? nil : try EmittedEvent(decoding: reply.frames[1]).payload
+        let events = try reply.frames.dropFirst(2).map { try EmittedEvent(decoding: $0).payload }
+        try await instance.restore(snapshot: snapshot, events: events)
+        return Cached(instance: instance, version: version, sinceSnapshot: events.count)
+    }
+}
+
+/// Asks through the router.
+struct LiveSession: AgentSession {
+    let connection: HostConnection
+
+    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+        try await connection.ask(ask, onPartial: onPartial)
+    }
+}

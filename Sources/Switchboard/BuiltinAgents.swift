@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// Agents shipped for tests, benchmarks and the demo.
+public enum BuiltinAgents {
+    /// Every built-in type, by name.
+    public static let all: [AgentType] = [AgentType(Echo.self), AgentType(Counter.self), AgentType(Pipeline.self)]
+
+    /// The built-in types named in `names`; throws naming the first unknown one.
+    public static func named(_ names: [String]) throws -> [AgentType] {
+        try names.map { name in
+            guard let type = all.first(where: { $0.descriptor.name == name }) else {
+                throw AskError(service: name, code: "unknown_agent",
+                               message: "no built-in agent \(name); known: "
+                                   + all.map(\.descriptor.name).joined(separator: ", "))
+            }
+            return type
+        }
+    }
+}
+
+/// Replies with what it was sent.
+public actor Echo: Agent {
+    public static let descriptor = AgentDescriptor(name: "echo", version: "1.0")
+    public var state = NoState()
+
+    public init(id: AgentID) {}
+
+    public func handle(_ message: AgentMessage, context: AgentContext<Echo>) async throws -> Payload {
+        message.payload
+    }
+}
+
+/// Keeps a running total per key: `{"add": n}` (1 when absent) emits `counter.added` and replies
+/// `{"total": t}`.
+public actor Counter: Agent {
+    public static let descriptor = AgentDescriptor(name: "counter", version: "1.0")
+
+    public struct Added: AgentEvent, Equatable {
+        public var amount: Int
+        public var eventType: String { "counter.added" }
+    }
+
+    public struct State: AgentState {
+        public var total = 0
+        public init() {}
+        public mutating func apply(_ event: Added) {
+            total += event.amount
+        }
+    }
+
+    public var state = State()
+
+    public init(id: AgentID) {}
+
+    public func handle(_ message: AgentMessage, context: AgentContext<Counter>) async throws -> Payload {
+        struct Input: Decodable {
+            var add: Int?
+        }
+        let input = message.payload.bytes.isEmpty ? Input() : try message.payload.decode(Input.self)
+        try context.emit(Added(amount: input.add ?? 1))
+        return try Payload(json: ["total": state.total])
+    }
+}
+
+/// Three steps through the router: `echo` the input, add one to this run's `counter`, `echo` a
+/// summary; emits `pipeline.step` after each and replies with the summary.
+public actor Pipeline: Agent {
+    public static let descriptor = AgentDescriptor(name: "pipeline", version: "1.0")
+
+    public struct Step: AgentEvent {
+        public var step: Int
+        public var service: String
+        public var eventType: String { "pipeline.step" }
+    }
+
+    public struct State: AgentState {
+        public var completed = 0
+        public init() {}
+        public mutating func apply(_ event: Step) {
+            completed = event.step
+        }
+    }
+
+    public var state = State()
+
+    public init(id: AgentID) {}
+
+    public func handle(_ message: AgentMessage, context: AgentContext<Pipeline>) async throws -> Payload {
+        let echoed = try await context.ask("echo", message.payload)
+        try context.emit(Step(step: 1, service: "echo"))
+        let counted = try await context.ask("counter", try Payload(json: ["add": 1]))
+        try context.emit(Step(step: 2, service: "counter"))
+        let summary = Payload(text: "{\"input\":\(echoed.text.isEmpty ? "null" : echoed.text),"
+            + "\"counter\":\(counted.text),\"steps\":3}")
+        let result = try await context.ask("echo", summary)
+        try context.emit(Step(step: 3, service: "echo"))
+        return result
+    }
+}

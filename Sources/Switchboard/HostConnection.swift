@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+import Dispatch
+import Synchronization
+import SwitchboardWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An agent host's link to the router: one I/O thread owns every socket (ZeroMQ sockets are not
+/// thread-safe, and blocking polls must stay off Swift's cooperative pool).
+///
+/// - One DEALER per agent type speaks the MDP worker protocol, with READY metadata (version, config
+///   digest, capacity), heartbeats, and a fresh socket when the router goes silent or says DISCONNECT.
+/// - One DEALER with a fixed routing id is the client for asks, which may be many in flight,
+///   correlated by message id. When a worker socket reconnects (the router restarted) every ask
+///   still waiting is sent again with its id: the router answers it from its log or attaches it to
+///   the request it already has.
+/// - Tasks hand outgoing messages over through a queue and wake the thread on an `inproc` PAIR.
+final class HostConnection: Sendable {
+    struct Incoming: Sendable {
+        var service: String
+        var client: [UInt8]
+        var envelope: Envelope
+        var frames: [[UInt8]]
+    }
+
+    struct WorkerSpec: Sendable {
+        var service: String
+        var metadata: WorkerMetadata
+    }
+
+    private enum Command {
+        case ask(messageID: String, frames: [[UInt8]])
+        case reply(service: String, frames: [[UInt8]])
+        case disconnect
+    }
+
+    private struct Waiter {
+        var service: String
+        var frames: [[UInt8]]
+        var continuation: CheckedContinuation<AskReply, any Error>
+        var partials: [Payload] = []
+        var onPartial: (@Sendable (Payload) -> Void)?
+    }
+
+    private struct Outbox {
+        var commands: [Command] = []
+        var wake: ZMQSocket
+        var stopping = false
+    }
+
+    let requests: AsyncStream<Incoming>
+    private let incoming: AsyncStream<Incoming>.Continuation
+    private let context: ZMQContext
+    private let endpoint: String
+    private let workers: [WorkerSpec]
+    private let heartbeatInterval: Int
+    private let liveness: Int
+    private let wakeEndpoint: String
+    private let outbox: Mutex<Outbox>
+    private let waiters = Mutex<[String: Waiter]>([:])
+    private let finished = DispatchSemaphore(value: 0)
+    private let clientIdentity: [UInt8]
+    private let registrationCount = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - endpoint: the router's endpoint.
+    ///   - workers: one worker registration per agent type.
+    init(context: ZMQContext, endpoint: String, workers: [WorkerSpec], heartbeatInterval: Int, liveness: Int) throws {
+        self.context = context
+        self.endpoint = endpoint
+        self.workers = workers
+        self.heartbeatInterval = heartbeatInterval
+        self.liveness = liveness
+        wakeEndpoint = "inproc://switchboard-host-\(UInt64.random(in: 0...UInt64.max))"
+        clientIdentity = Array("host-\(UInt64.random(in: 0...UInt64.max))".utf8)
+        let wake = try ZMQSocket(context, type: .pair)
+        try wake.bind(wakeEndpoint)
+        outbox = Mutex(Outbox(wake: wake))
+        // Holds at most what the router dispatched: each worker's capacity.
+        (requests, incoming) = AsyncStream.makeStream(of: Incoming.self)
+    }
+
+    /// Worker registrations so far (READY sent), across reconnects.
+    var registrations: Int { registrationCount.load(ordering: .relaxed) }
+
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            let connection = Unmanaged<HostConnection>.fromOpaque(argument).takeRetainedValue()
+            connection.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(thread)
+    }
+
+    /// Sends an ask and waits for its FINAL.
+    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+        var envelope = Envelope(messageID: ask.messageID, runID: ask.runID, causationID: ask.causationID,
+                                headers: ask.headers)
+        if !ask.events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(ask.events.count) }
+        let body = [try envelope.encoded()] + ask.frames + (try ask.events.map { try $0.encoded() })
+        let frames = MDPCodec.clientRequest(service: ask.service, body: body)
+        return try await withCheckedThrowingContinuation { continuation in
+            let duplicate = waiters.withLock { waiters in
+                if waiters[ask.messageID] != nil { return true }
+                waiters[ask.messageID] = Waiter(service: ask.service, frames: frames, continuation: continuation,
+                                                onPartial: onPartial)
+                return false
+            }
+            if duplicate {
+                continuation.resume(throwing: AskError(service: ask.service, code: "duplicate_ask",
+                                                       message: "ask \(ask.messageID) is already waiting"))
+                return
+            }
+            if !submit(.ask(messageID: ask.messageID, frames: frames)) {
+                waiters.withLock { _ = $0.removeValue(forKey: ask.messageID) }
+                continuation.resume(throwing: AskError(service: ask.service, code: "host_stopped",
+                                                       message: "the agent host has stopped"))
+            }
+        }
+    }
+
+    /// Sends a worker's PARTIAL or FINAL for `request`.
+    func reply(to request: Incoming, body: [[UInt8]], final: Bool = true) {
+        let frames = MDPCodec.workerReply(final ? .workerFinal : .workerPartial, client: request.client, body: body,
+                                          framing: .plain)
+        _ = submit(.reply(service: request.service, frames: frames))
+    }
+
+    /// Tells the router every worker leaves (what it still holds is redelivered elsewhere).
+    func disconnectWorkers() {
+        _ = submit(.disconnect)
+    }
+
+    /// Stops the I/O thread; asks still waiting fail.
+    func stop() {
+        let wasRunning = outbox.withLock { outbox in
+            defer { outbox.stopping = true }
+            _ = try? outbox.wake.send([[0]], wait: false)
+            return !outbox.stopping
+        }
+        if wasRunning { finished.wait() }
+    }
+
+    private func submit(_ command: Command) -> Bool {
+        outbox.withLock { outbox in
+            guard !outbox.stopping else { return false }
+            outbox.commands.append(command)
+            // One wake-up byte is enough however many commands wait; a full pipe already wakes it.
+            if outbox.commands.count == 1 { _ = try? outbox.wake.send([[1]], wait: false) }
+            return true
+        }
+    }
+
+    // MARK: - The I/O thread
+
+    private final class WorkerSocket {
+        let spec: WorkerSpec
+        var socket: ZMQSocket
+        var lastHeard: Int64 = 0
+        var lastSent: Int64 = 0
+
+        init(spec: WorkerSpec, socket: ZMQSocket) {
+            self.spec = spec
+            self.socket = socket
+        }
+    }
+
+    private func run() {
+        defer {
+            incoming.finish()
+            let left = waiters.withLock { waiters in
+                defer { waiters = [:] }
+                return waiters
+            }
+            for waiter in left.values {
+                waiter.continuation.resume(throwing: AskError(service: waiter.service, code: "host_stopped",
+                                                              message: "the agent host has stopped"))
+            }
+            finished.signal()
+        }
+        do {
+            try serve()
+        } catch {
+            // A socket failure leaves nothing to serve with; the host sees the request stream end.
+        }
+    }
+
+    private func serve() throws {
+        let wake = try ZMQSocket(context, type: .pair)
+        try wake.connect(wakeEndpoint)
+        let client = try ZMQSocket(context, type: .dealer)
+        try client.setOption(.routingID, clientIdentity)
+        try client.setOption(.sendHighWaterMark, 100_000)
+        try client.setOption(.receiveHighWaterMark, 100_000)
+        try client.connect(endpoint)
+        var sockets: [WorkerSocket] = []
+        for spec in workers {
+            let worker = WorkerSocket(spec: spec, socket: try ZMQSocket(context, type: .dealer))
+            try register(worker)
+            sockets.append(worker)
+        }
+        let byService = Dictionary(sockets.map { ($0.spec.service, $0) }, uniquingKeysWith: { first, _ in first })
+
+        while true {
+            let now = Self.milliseconds()
+            var resend = false
+            for worker in sockets {
+                if now - worker.lastHeard > Int64(heartbeatInterval * liveness) {
+                    worker.socket = try ZMQSocket(context, type: .dealer)
+                    try register(worker)
+                    resend = true
+                } else if now - worker.lastSent >= Int64(heartbeatInterval) {
+                    try send(MDPCodec.workerSignal(.heartbeat, framing: .plain), on: worker)
+                }
+            }
+            if resend { try resendAsks(on: client) }
+            let nextBeat = sockets.map { $0.lastSent + Int64(heartbeatInterval) }.min() ?? (now + 1000)
+            let timeout = Int(max(0, min(nextBeat - Self.milliseconds(), 1000)))
+            let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
+            if readable[0] {
+                while try wake.receive(wait: false) != nil {}
+                let (commands, stopping) = outbox.withLock { outbox in
+                    defer { outbox.commands = [] }
+                    return (outbox.commands, outbox.stopping)
+                }
+                for command in commands {
+                    switch command {
+                    case .ask(_, let frames):
+                        _ = try client.send(frames, wait: false)
+                    case .reply(let service, let frames):
+                        if let worker = byService[service] { try send(frames, on: worker) }
+                    case .disconnect:
+                        for worker in sockets {
+                            try send(MDPCodec.workerSignal(.disconnect, framing: .plain), on: worker)
+                        }
+                    }
+                }
+                if stopping { return }
+            }
+            if readable[1] {
+                while let frames = try client.receive(wait: false) {
+                    deliver(frames)
+                }
+            }
+            for (index, worker) in sockets.enumerated() where readable[index + 2] {
+                try receive(on: worker)
+            }
+        }
+    }
+
+    private func register(_ worker: WorkerSocket) throws {
+        try worker.socket.setOption(.sendHighWaterMark, 100_000)
+        try worker.socket.connect(endpoint)
+        try send(MDPCodec.workerReady(service: worker.spec.service, metadata: worker.spec.metadata.encoded()),
+                 on: worker)
+        worker.lastHeard = Self.milliseconds()
+        registrationCount.add(1, ordering: .relaxed)
+    }
+
+    private func send(_ frames: [[UInt8]], on worker: WorkerSocket) throws {
+        _ = try worker.socket.send(frames, wait: false)
+        worker.lastSent = Self.milliseconds()
+    }
+
+    private func receive(on worker: WorkerSocket) throws {
+        while let frames = try worker.socket.receive(wait: false) {
+            worker.lastHeard = Self.milliseconds()
+            guard let message = try? MDPCodec.decodeForWorker(frames) else { continue }
+            switch message.command {
+            case .workerRequest:
+                guard let first = message.body.first, let envelope = try? Envelope(decoding: first) else {
+                    // A native worker always gets an envelope; anything else is answered as malformed.
+                    let error = AskError(service: worker.spec.service, code: "malformed_envelope",
+                                         message: "the request reached the agent without an envelope")
+                    try send(MDPCodec.workerReply(.workerFinal, client: message.client, body: [error.body]),
+                             on: worker)
+                    continue
+                }
+                incoming.yield(Incoming(service: worker.spec.service, client: message.client, envelope: envelope,
+                                        frames: Array(message.body.dropFirst())))
+            case .disconnect:
+                worker.socket = try ZMQSocket(context, type: .dealer)
+                try register(worker)
+            default:
+                break
+            }
+        }
+    }
+
+    /// Routes a PARTIAL or FINAL to the ask waiting for it.
+    private func deliver(_ frames: [[UInt8]]) {
+        guard let reply = try? MDPCodec.decodeClientReply(frames), let first = reply.body.first,
+              let envelope = try? Envelope(decoding: first)
+        else { return }
+        let body = Array(reply.body.dropFirst())
+        let id = envelope.causationID
+        if reply.command == .partial {
+            let onPartial = waiters.withLock { waiters -> (@Sendable (Payload) -> Void)? in
+                waiters[id]?.partials.append(Payload(bytes: body.first ?? []))
+                return waiters[id]?.onPartial
+            }
+            onPartial?(Payload(bytes: body.first ?? []))
+            return
+        }
+        guard let waiter = waiters.withLock({ $0.removeValue(forKey: id) }) else { return }
+        if let error = AskError(service: waiter.service, envelope: envelope, frames: body) {
+            waiter.continuation.resume(throwing: error)
+        } else {
+            waiter.continuation.resume(returning: AskReply(payload: Payload(bytes: body.first ?? []), frames: body,
+                                                           partials: waiter.partials))
+        }
+    }
+
+    private func resendAsks(on client: ZMQSocket) throws {
+        let frames = waiters.withLock { $0.values.map(\.frames) }
+        for request in frames {
+            _ = try client.send(request, wait: false)
+        }
+    }
+
+    static func milliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: Apache-2.0
+import Dispatch
+import Synchronization
+import Logging
+public import SwitchboardLog
+import SwitchboardRouter
+import SwitchboardWire
+
+/// The first place where a re-execution did not do what the log records.
+public struct ReplayDivergence: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The log position of the recorded step that differs (the run's last position when the log has none).
+    public var position: UInt64
+    /// The agent instance that diverged.
+    public var agent: String
+    public var expected: String
+    public var actual: String
+
+    public var description: String {
+        "divergence at position \(position) in \(agent): expected \(expected), got \(actual)"
+    }
+}
+
+/// A service whose recorded version or config digest differs from the one registered now.
+public struct LockDrift: Sendable, Hashable, CustomStringConvertible {
+    public var service: String
+    public var recordedVersion: String
+    public var recordedDigest: String
+    public var currentVersion: String
+    public var currentDigest: String
+
+    public var description: String {
+        "\(service): recorded version \(recordedVersion) (config \(recordedDigest.isEmpty ? "-" : recordedDigest)), "
+            + "now \(currentVersion) (config \(currentDigest.isEmpty ? "-" : currentDigest))"
+    }
+}
+
+/// One entry of a run's determinism lock.
+public struct LockEntry: Sendable, Hashable {
+    public var service: String
+    public var version: String
+    public var configDigest: String
+    /// Where it was recorded.
+    public var position: UInt64
+}
+
+/// What a replay found.
+public struct ReplayReport: Sendable {
+    public var runID: String
+    /// Events of the run read from the log.
+    public var eventsRead: Int
+    /// Recorded steps compared with the re-execution: agent messages, asks, emitted events, replies.
+    public var stepsChecked: Int
+    /// Agent messages re-executed.
+    public var messagesReplayed: Int
+    /// Wall time of the replay, in seconds.
+    public var seconds: Double
+    public var lock: [LockEntry]
+    /// Locked services whose registered version or config differs; the replay did not run unless allowed.
+    public var drift: [LockDrift]
+    public var divergence: ReplayDivergence?
+    /// Messages whose recorded handling ends without a reply (the run was cut short): replayed as far as recorded.
+    public var unfinishedMessages: Int
+
+    /// 0 identical, 1 divergent, 2 refused because of drift.
+    public var exitCode: Int32 {
+        if divergence != nil { return 1 }
+        if !drift.isEmpty && messagesReplayed == 0 && stepsChecked == 0 { return 2 }
+        return 0
+    }
+}
+
+/// Re-executes a run's agents against the log: every ask is answered from its recorded reply,
+/// and every ask, emitted event and reply is compared with the recorded one. Needs no router and
+/// no network: the log is opened read-only.
+public enum Replayer {
+    public static func lock(of runID: String, in log: EventLog) throws -> [LockEntry] {
+        try log.events(inRun: runID).filter { $0.type == "lock.recorded" }.compactMap { event in
+            guard let json = FlatJSON(event.payload), let service = json.strings["service"] else { return nil }
+            return LockEntry(service: service, version: json.strings["version"] ?? "",
+                             configDigest: json.strings["configDigest"] ?? "", position: event.position)
+        }
+    }
+
+    /// Replays `runID` with the agent types given.
+    /// - Parameter allowDrift: replay even when a locked agent's version or config differs.
+    /// - Throws: ``EventLogError`` with code `notFound` when the log has no such run.
+    public static func replay(run runID: String, log: EventLog, types: [AgentType], allowDrift: Bool = false) async throws
+        -> ReplayReport
+    {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let events = try log.events(inRun: runID)
+        guard !events.isEmpty else { throw EventLogError(.notFound, "the log has no run \(runID)") }
+        let registry = Dictionary(types.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var history = RunHistory(events: events)
+        let lock = history.lock
+        var drift: [LockDrift] = []
+        var seenDrift: Set<String> = []
+        for entry in lock {
+            guard let type = registry[entry.service] else { continue }
+            let current = type.descriptor
+            if current.version != entry.version || current.configDigest != entry.configDigest,
+               seenDrift.insert(entry.service + "\u{0}" + entry.version + "\u{0}" + entry.configDigest).inserted {
+                drift.append(LockDrift(service: entry.service, recordedVersion: entry.version,
+                                       recordedDigest: entry.configDigest, currentVersion: current.version,
+                                       currentDigest: current.configDigest))
+            }
+        }
+        var report = ReplayReport(runID: runID, eventsRead: events.count, stepsChecked: 0, messagesReplayed: 0,
+                                  seconds: 0, lock: lock, drift: drift, divergence: nil, unfinishedMessages: 0)
+        defer { _ = report }
+        if !drift.isEmpty && !allowDrift {
+            report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            return report
+        }
+        var instances: [AgentID: any AgentInstance] = [:]
+        let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
+        for input in history.requests where registry[input.service] != nil {
+            guard let type = registry[input.service] else { continue }
+            let message = input.message
+            let id = AgentID(type: input.service, key: message.key)
+            let instance: any AgentInstance
+            if let existing = instances[id] {
+                instance = existing
+            } else {
+                instance = type.make(id)
+                // State from before this run (instances keyed across runs), as the log holds it.
+                let earlier = try log.events(inStream: id.streamID)
+                    .filter { $0.position < input.position && $0.type != StateService.snapshotType }
+                if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier.map(\.payload)) }
+                instances[id] = instance
+            }
+            let session = ReplaySession(history: history, agent: id.description, message: message.messageID)
+            let outcome = await instance.handle(message, now: input.timestamp, session: session, logger: logger)
+            report.messagesReplayed += 1
+            let result = session.finish(outcome: outcome, lastPosition: events.last?.position ?? 0)
+            report.stepsChecked += result.checked
+            if result.unfinished { report.unfinishedMessages += 1 }
+            if let divergence = result.divergence {
+                report.divergence = divergence
+                break
+            }
+            history.markReplayed(message.messageID)
+        }
+        report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return report
+    }
+}
+
+/// A run's events, indexed for replay.
+struct RunHistory: Sendable {
+    struct Request: Sendable {
+        var position: UInt64
+        var service: String
+        var timestamp: Timestamp
+        var message: AgentMessage
+    }
+
+    enum Outcome: Sendable {
+        case reply(position: UInt64, frames: [[UInt8]])
+        case failed(position: UInt64, code: String, message: String)
+    }
+
+    struct Emitted: Sendable {
+        var position: UInt64
+        var type: String
+        var payload: [UInt8]
+    }
+
+    private(set) var requests: [Request] = []
+    private(set) var requestsByID: [String: Int] = [:]
+    private(set) var asksByCause: [String: [Int]] = [:]
+    private(set) var outcomes: [String: Outcome] = [:]
+    private(set) var partials: [String: [[UInt8]]] = [:]
+    private(set) var emitted: [String: [Emitted]] = [:]
+    private(set) var lock: [LockEntry] = []
+
+    init(events: [RecordedEvent]) {
+        for event in events {
+            switch event.type {
+            case "request.received":
+                guard let json = FlatJSON(event.payload), let service = json.strings["service"] else { continue }
+                var frames = json.arrays["body"] ?? []
+                var envelope: Envelope?
+                if let first = frames.first, Envelope.isEnvelope(first) {
+                    envelope = try? Envelope(decoding: first)
+                    frames.removeFirst()
+                }
+                var headers = envelope?.headers ?? [:]
+                headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
+                let message = AgentMessage(messageID: event.messageID, runID: event.runID,
+                                           causationID: event.causationID, attempt: 1, frames: frames,
+                                           headers: headers)
+                requestsByID[event.messageID] = requests.count
+                if !event.causationID.isEmpty { asksByCause[event.causationID, default: []].append(requests.count) }
+                requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
+                                        message: message))
+            case "reply.final":
+                guard let json = FlatJSON(event.payload) else { continue }
+                var frames = json.arrays["body"] ?? []
+                if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
+                outcomes[event.causationID] = .reply(position: event.position, frames: frames)
+            case "reply.partial":
+                guard let json = FlatJSON(event.payload) else { continue }
+                var frames = json.arrays["body"] ?? []
+                if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
+                partials[event.causationID, default: []].append(frames.first ?? [])
+            case "request.failed":
+                guard let json = FlatJSON(event.payload) else { continue }
+                outcomes[event.causationID] = .failed(position: event.position, code: json.strings["error"] ?? "error",
+                                                      message: json.strings["message"] ?? "")
+            case "lock.recorded":
+                guard let json = FlatJSON(event.payload), let service = json.strings["service"] else { continue }
+                lock.append(LockEntry(service: service, version: json.strings["version"] ?? "",
+                                      configDigest: json.strings["configDigest"] ?? "", position: event.position))
+            case "request.redelivered", "worker.joined", "worker.left", "router.started", StateService.snapshotType:
+                continue
+            default:
+                if event.streamID.hasPrefix("agent/"), !event.causationID.isEmpty {
+                    emitted[event.causationID, default: []].append(
+                        Emitted(position: event.position, type: event.type, payload: event.payload))
+                }
+            }
+        }
+    }
+
+    /// Nothing to do yet: kept for symmetry with live handling, where an instance's state moves on.
+    mutating func markReplayed(_ messageID: String) {}
+}
+
+/// Answers a handler's asks from the log and checks what it does against the record.
+final class ReplaySession: AgentSession, Sendable {
+    private struct Progress {
+        var asks = 0
+        var emitted: [EmittedEvent] = []
+        var divergence: ReplayDivergence?
+        var unfinished = false
+        var checked = 0
+    }
+
+    private let history: RunHistory
+    private let agent: String
+    private let message: String
+    private let progress = Mutex(Progress())
+
+    init(history: RunHistory, agent: String, message: String) {
+        self.history = history
+        self.agent = agent
+        self.message = message
+    }
+
+    struct Result {
+        var divergence: ReplayDivergence?
+        var unfinished: Bool
+        var checked: Int
+    }
+
+    /// Thrown to stop a handler whose recorded history ends here (the run was cut short).
+    struct EndOfRecord: Error {}
+
+    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+        let sequence = progress.withLock { progress in
+            progress.asks += 1
+            progress.emitted += ask.events
+            return progress.asks
+        }
+        guard let index = history.requestsByID[ask.messageID] else {
+            let recorded = history.asksByCause[message]?.count ?? 0
+            if case .reply(let position, _)? = history.outcomes[message] {
+                throw fail(position, "\(recorded) asks, then the reply", "ask #\(sequence) to \(ask.service)")
+            }
+            if case .failed(let position, _, _)? = history.outcomes[message] {
+                throw fail(position, "\(recorded) asks, then a failure", "ask #\(sequence) to \(ask.service)")
+            }
+            progress.withLock { $0.unfinished = true }
+            throw EndOfRecord()
+        }
+        let recorded = history.requests[index]
+        let recordedHash = SHA256Digest.of(recorded.message.frames.joined())
+        let actualHash = SHA256Digest.of(ask.frames.joined())
+        guard recorded.service == ask.service, recordedHash == actualHash else {
+            throw fail(recorded.position,
+                       "ask #\(sequence) to \(recorded.service) with payload \(Self.show(recorded.message.frames)) "
+                           + "(sha256 \(recordedHash.description.prefix(16)))",
+                       "ask #\(sequence) to \(ask.service) with payload \(Self.show(ask.frames)) "
+                           + "(sha256 \(actualHash.description.prefix(16)))")
+        }
+        progress.withLock { $0.checked += 1 }
+        for partial in history.partials[ask.messageID] ?? [] { onPartial?(Payload(bytes: partial)) }
+        switch history.outcomes[ask.messageID] {
+        case .reply(_, let frames)?:
+            progress.withLock { $0.checked += 1 }
+            return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
+                            partials: (history.partials[ask.messageID] ?? []).map(Payload.init(bytes:)))
+        case .failed(_, let code, let message)?:
+            progress.withLock { $0.checked += 1 }
+            throw AskError(service: ask.service, code: code, message: message)
+        case nil:
+            progress.withLock { $0.unfinished = true }
+            throw EndOfRecord()
+        }
+    }
+
+    private func fail(_ position: UInt64, _ expected: String, _ actual: String) -> ReplayDivergence {
+        let divergence = ReplayDivergence(position: position, agent: agent, expected: expected, actual: actual)
+        progress.withLock { if $0.divergence == nil { $0.divergence = divergence } }
+        return divergence
+    }
+
+    /// Compares the handler's events and reply with the record, once it returned.
+    func finish(outcome: HandlerOutcome, lastPosition: UInt64) -> Result {
+        let state = progress.withLock { progress in
+            progress.emitted += outcome.events
+            return progress
+        }
+        var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
+                            checked: state.checked)
+        if result.divergence != nil || state.unfinished { return result }
+        let recordedOutcome = history.outcomes[message]
+        var endPosition = lastPosition
+        switch recordedOutcome {
+        case .reply(let position, _)?, .failed(let position, _, _)?: endPosition = position
+        case nil: break
+        }
+        // Asks the log holds that the re-execution did not make.
+        let recordedAsks = history.asksByCause[message] ?? []
+        if recordedAsks.count > state.asks {
+            let missing = history.requests[recordedAsks[state.asks]]
+            result.divergence = ReplayDivergence(
+                position: missing.position, agent: agent,
+                expected: "ask #\(state.asks + 1) to \(missing.service)", actual: "no further ask")
+            return result
+        }
+        // Emitted events, in order (snapshots are the host's bookkeeping, not the handler's output).
+        let recordedEvents = history.emitted[message] ?? []
+        let actual = state.emitted.filter { $0.type != StateService.snapshotType }
+        for (index, event) in actual.enumerated() {
+            guard index < recordedEvents.count else {
+                result.divergence = ReplayDivergence(
+                    position: endPosition, agent: agent, expected: "\(recordedEvents.count) emitted events",
+                    actual: "event #\(index + 1) \(event.type) \(Self.show([event.payload]))")
+                return result
+            }
+            let recorded = recordedEvents[index]
+            guard recorded.type == event.type, recorded.payload == event.payload else {
+                result.divergence = ReplayDivergence(
+                    position: recorded.position, agent: agent,
+                    expected: "event #\(index + 1) \(recorded.type) \(Self.show([recorded.payload]))",
+                    actual: "event #\(index + 1) \(event.type) \(Self.show([event.payload]))")
+                return result
+            }
+            result.checked += 1
+        }
+        if recordedEvents.count > actual.count, recordedOutcome != nil {
+            let recorded = recordedEvents[actual.count]
+            result.divergence = ReplayDivergence(
+                position: recorded.position, agent: agent,
+                expected: "event #\(actual.count + 1) \(recorded.type)", actual: "no further event")
+            return result
+        }
+        // The reply.
+        switch (recordedOutcome, outcome.reply) {
+        case (nil, _):
+            result.unfinished = true
+        case (.reply(let position, let frames)?, .success(let actualFrames)):
+            if frames != actualFrames {
+                result.divergence = ReplayDivergence(position: position, agent: agent,
+                                                     expected: "reply \(Self.show(frames))",
+                                                     actual: "reply \(Self.show(actualFrames))")
+            } else {
+                result.checked += 1
+            }
+        case (.reply(let position, let frames)?, .failure(let error)):
+            if frames != [error.body] {
+                result.divergence = ReplayDivergence(position: position, agent: agent,
+                                                     expected: "reply \(Self.show(frames))",
+                                                     actual: "failure \(error.code): \(error.message)")
+            } else {
+                result.checked += 1
+            }
+        case (.failed(let position, let code, _)?, _):
+            // The router failed it (expired, too large): the handler's outcome never reached the log.
+            _ = (position, code)
+            result.checked += 1
+        }
+        return result
+    }
+
+    /// A payload for a report: text when printable, cut to 200 characters.
+    static func show(_ frames: [[UInt8]]) -> String {
+        let text = frames.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " | ")
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}

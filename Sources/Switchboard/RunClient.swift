@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+public import SwitchboardWire
+import SwitchboardRouter
+
+/// Starts runs through the router and collects their results: a native MDP client on one DEALER
+/// socket, with any number of runs in flight. Synchronous; use it from one thread.
+public final class RunClient {
+    /// The final reply to a run's first message.
+    public struct Result: Sendable {
+        public var runID: String
+        public var payload: Payload
+        /// Set when the reply is an error.
+        public var error: AskError?
+    }
+
+    private let client: MDPClient
+    private var open: [String: (runID: String, service: String)] = [:]
+    /// Run replies that arrived while waiting for something else.
+    private var stash: [[[UInt8]]] = []
+
+    public init(context: ZMQContext, endpoint: String) throws {
+        client = try MDPClient(context: context, endpoint: endpoint)
+    }
+
+    /// A new run id: `run-` and 16 random hex digits.
+    public static func makeRunID() -> String {
+        let value = UInt64.random(in: 0...UInt64.max)
+        let digits = String(value, radix: 16)
+        return "run-" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Sends `input` to `service` as the first message of a run; returns the run id.
+    @discardableResult
+    public func start(_ service: String, input: Payload, runID: String = RunClient.makeRunID(), key: String? = nil)
+        throws -> String
+    {
+        let messageID = runID + "/start"
+        var headers: [String: String] = [:]
+        if let key { headers[AgentMessage.keyHeader] = key }
+        let envelope = Envelope(messageID: messageID, runID: runID, headers: headers)
+        try client.send(service: service, body: [try envelope.encoded(), input.bytes])
+        open[messageID] = (runID, service)
+        return runID
+    }
+
+    /// Runs started and not yet finished.
+    public var pending: Int { open.count }
+
+    /// The next run result, or nil after `timeout` milliseconds without one.
+    public func nextResult(timeout: Int) throws -> Result? {
+        while !stash.isEmpty {
+            if let result = result(from: stash.removeFirst()) { return result }
+        }
+        while let reply = try client.receive(timeout: timeout) {
+            guard reply.command == .final, let result = result(from: reply.body) else { continue }
+            return result
+        }
+        return nil
+    }
+
+    private func result(from replyBody: [[UInt8]]) -> Result? {
+        guard let first = replyBody.first,
+              let envelope = try? Envelope(decoding: first),
+              let run = open.removeValue(forKey: envelope.causationID)
+        else { return nil }
+        let body = Array(replyBody.dropFirst())
+        return Result(runID: run.runID, payload: Payload(bytes: body.first ?? []),
+                      error: AskError(service: run.service, envelope: envelope, frames: body))
+    }
+
+    /// The run's committed events from `position` on, as `(position, CloudEvent JSON)`, read through
+    /// the router's `sb.events`; `next` is where to ask from next time.
+    public func events(of runID: String, from position: UInt64) throws -> (events: [(UInt64, String)], next: UInt64) {
+        try client.send(service: EventBus.catchUpService, body: [EventBus.position(max(1, position)), Array(runID.utf8)])
+        var events: [(UInt64, String)] = []
+        while let reply = try client.receive(timeout: 5000) {
+            guard reply.service == EventBus.catchUpService else {
+                if reply.command == .final { stash.append(reply.body) }
+                continue
+            }
+            if reply.command == .partial, reply.body.count == 2, let at = EventBus.decodePosition(reply.body[0]) {
+                events.append((at, String(decoding: reply.body[1], as: UTF8.self)))
+            } else if reply.command == .final {
+                let covered = reply.body.first.flatMap(EventBus.decodePosition) ?? position
+                return (events, max(position, covered + 1))
+            }
+        }
+        throw WireError(.timeout, "no reply from sb.events within 5 s")
+    }
+}
+
+@available(*, unavailable)
+extension RunClient: Sendable {}

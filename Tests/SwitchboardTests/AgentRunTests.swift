@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import TestSupport
+@testable import Switchboard
+import SwitchboardLog
+import SwitchboardRouter
+import SwitchboardWire
+
+/// A router and an agent host in this process over `inproc://`, with the log in a temp dir.
+struct Embedded {
+    let router: EmbeddedRouter
+    let host: AgentHost
+
+    init(directory: String, types: [AgentType] = BuiltinAgents.all, heartbeat: Int = 2500) throws {
+        router = try EmbeddedRouter(
+            directory: directory,
+            configuration: RouterConfiguration(endpoint: "inproc://agents-\(UInt64.random(in: 0...UInt64.max))",
+                                               heartbeatInterval: heartbeat),
+            durability: .none)
+        host = try AgentHost(types: types, configuration: .init(endpoint: router.endpoint, heartbeatInterval: heartbeat),
+                             context: router.context)
+    }
+
+    /// Runs the host while `body` runs, then shuts both down.
+    func serving<T: Sendable>(_ body: @escaping @Sendable (Embedded) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await host.run()
+                return nil
+            }
+            let result = try await body(self)
+            await host.shutdown()
+            for try await _ in group {}
+            return result
+        }
+    }
+
+    /// Starts runs and waits for all their results (on a thread of its own: the client blocks).
+    func runs(_ service: String, inputs: [Payload]) async throws -> [RunClient.Result] {
+        let context = router.context
+        let endpoint = router.endpoint
+        return try await onThread {
+            let client = try RunClient(context: context, endpoint: endpoint)
+            for input in inputs { try client.start(service, input: input) }
+            var results: [RunClient.Result] = []
+            while results.count < inputs.count, let result = try client.nextResult(timeout: 30_000) {
+                results.append(result)
+            }
+            return results
+        }
+    }
+}
+
+@Suite struct AgentRunTests {
+    @Test func pipelineRunsThroughThreeAgentsAndReplaysIdentical() async throws {
+        try await withTemporaryDirectory { directory in
+            let embedded = try Embedded(directory: directory)
+            let results = try await embedded.serving { embedded in
+                try await embedded.runs("pipeline", inputs: [Payload(text: #"{"task":"sum"}"#)])
+            }
+            let result = try #require(results.first)
+            #expect(result.error == nil)
+            #expect(result.payload.text == #"{"input":{"task":"sum"},"counter":{"total":1},"steps":3}"#)
+            let log = embedded.router.router.log
+            try embedded.router.stop()
+
+            let events = try log.events(inRun: result.runID)
+            #expect(events.filter { $0.type == "pipeline.step" }.count == 3)
+            #expect(events.filter { $0.type == "counter.added" }.count == 1)
+            let lock = try Replayer.lock(of: result.runID, in: log)
+            #expect(Set(lock.map(\.service)) == ["pipeline", "echo", "counter"])
+
+            let report = try await Replayer.replay(run: result.runID, log: log, types: BuiltinAgents.all)
+            #expect(report.divergence == nil)
+            #expect(report.drift.isEmpty)
+            #expect(report.messagesReplayed == 4)
+            #expect(report.unfinishedMessages == 0)
+            #expect(report.exitCode == 0)
+        }
+    }
+}
