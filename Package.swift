@@ -57,6 +57,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
+                "Switchboard",
                 "SwitchboardLog",
                 "SwitchboardRouter",
                 "SwitchboardWire",

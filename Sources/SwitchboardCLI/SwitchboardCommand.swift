@@ -5,12 +5,15 @@ import SwitchboardLog
 import SwitchboardWire
 
 @main
-struct SwitchboardCommand: ParsableCommand {
+struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "An event-sourced actor system for AI-agent workflows.",
         discussion: "Every message and state transition is committed to an append-only event log in LMDB.",
-        subcommands: [LogCommand.self, RouterCommand.self, TailCommand.self]
+        subcommands: [
+            LogCommand.self, RouterCommand.self, AgentCommand.self, RunCommand.self, ReplayCommand.self,
+            LockCommand.self, TailCommand.self,
+        ]
     )
 }
 

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Foundation
+import Switchboard
+import SwitchboardLog
+import SwitchboardWire
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Host built-in agents as native workers of a router.",
+        discussion: """
+            Each agent type registers with the router under its name, with its version and config digest
+            (recorded in the lock of every run it serves). Reconnects after a router restart. On SIGTERM or
+            SIGINT it stops taking messages, finishes the ones under way, and leaves the router.
+            Built-in agents: \(BuiltinAgents.all.map(\.descriptor.name).joined(separator: ", ")).
+            """)
+    @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String
+    @Option(help: "Comma-separated agent names.") var agents: String
+    @Option(help: "Messages each agent type takes at once.") var capacity: Int = 256
+    @Option(help: "Heartbeat interval towards the router, in milliseconds.") var heartbeat: Int = 2500
+
+    func run() async throws {
+        let names = agents.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("--agents names at least one agent") }
+        guard heartbeat >= 10 else { throw ValidationError("--heartbeat must be at least 10 ms") }
+        let types: [AgentType]
+        do {
+            types = try BuiltinAgents.named(names)
+        } catch let error as AskError {
+            throw ValidationError(error.message)
+        }
+        stopOnSignals()
+        let host = try AgentHost(types: types, configuration: AgentHostConfiguration(
+            endpoint: router, capacity: capacity, heartbeatInterval: heartbeat))
+        print("agents \(names.joined(separator: ", ")) serving at \(router)")
+        fflush(nil)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await host.run() }
+            group.addTask {
+                while !stopRequested.load(ordering: .relaxed) {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                await host.shutdown()
+            }
+        }
+        print("agent host stopped after \(host.handledCount) messages")
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Start a run: send INPUT to agent NAME, print the run id and its events, exit with its result.",
+        discussion: """
+            Prints `run <id>`, then each committed event of the run as `<position> <type> <data>`, then
+            `result: <reply>`. Exits 0 when the reply is a result, 1 when it is an error.
+            """)
+    @Argument(help: "The agent (service) that handles the run's first message, e.g. pipeline.") var name: String
+    @Option(help: "The first message, as JSON.") var input: String = "{}"
+    @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String
+    @Option(help: "The instance key (default: the run id).") var key: String?
+    @Option(help: "Give up after this many seconds.") var timeout: Int = 60
+    @Flag(help: "Print only the run id and the result.") var quiet = false
+
+    func run() throws {
+        guard (try? JSONSerialization.jsonObject(with: Data(input.utf8), options: [.fragmentsAllowed])) != nil else {
+            throw ValidationError("--input is not valid JSON: \(input)")
+        }
+        try reportingErrors {
+            let client = try RunClient(context: try ZMQContext(), endpoint: router)
+            let runID = try client.start(name, input: Payload(text: input), key: key)
+            print("run \(runID)")
+            fflush(nil)
+            var next: UInt64 = 1
+            let deadline = Date().addingTimeInterval(TimeInterval(timeout))
+            func printEvents() throws {
+                guard !quiet else { return }
+                let (events, after) = try client.events(of: runID, from: next)
+                next = after
+                for (position, json) in events { print(Self.line(position, json)) }
+                fflush(nil)
+            }
+            while Date() < deadline {
+                if let result = try client.nextResult(timeout: 100) {
+                    try printEvents()
+                    if let error = result.error {
+                        print("error: \(error.code): \(error.message)")
+                        throw ExitCode.failure
+                    }
+                    print("result: \(result.payload.text)")
+                    return
+                }
+                try printEvents()
+            }
+            FileHandle.standardError.write(Data("error: run \(runID) gave no result within \(timeout) s\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// `<position> <type> <data>` from a CloudEvent.
+    static func line(_ position: UInt64, _ json: String) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            return "\(position) \(json)"
+        }
+        let type = object["type"] as? String ?? "?"
+        var data = ""
+        if let value = object["data"], let encoded = try? JSONSerialization.data(
+            withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]) {
+            data = String(decoding: encoded, as: UTF8.self)
+        } else if let base64 = object["data_base64"] as? String {
+            data = "(\(base64.count * 3 / 4) bytes)"
+        }
+        if data.count > 160 { data = String(data.prefix(160)) + "…" }
+        return "\(position) \(type) \(data)"
+    }
+}
+
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Re-execute a run's agents against the log and prove it produced the same thing.",
+        discussion: """
+            Opens the log read-only (no router, no network): every ask is answered from its recorded reply,
+            and every ask (service, payload hash, order), emitted event and reply is compared with the log.
+            Exit 0: identical. Exit 1: divergent, with the first divergent position, expected and actual.
+            Exit 2: an agent's version or config digest differs from the run's lock (see `lock show`),
+            unless --allow-drift. Replays the built-in agents.
+            """)
+    @Argument(help: "The run id.") var runID: String
+    @OptionGroup var options: DataOption
+    @Flag(help: "Replay even when an agent's version or config differs from the run's lock.") var allowDrift = false
+
+    func run() async throws {
+        let log = try reportingErrors { try EventLog.openReadOnly(at: options.data) }
+        let report: ReplayReport
+        do {
+            report = try await Replayer.replay(run: runID, log: log, types: BuiltinAgents.all, allowDrift: allowDrift)
+        } catch let error as EventLogError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+        for drift in report.drift {
+            print("DRIFT \(drift)")
+        }
+        if report.exitCode == 2 {
+            print("refused: the run's lock does not match the agents registered now (--allow-drift replays anyway)")
+            throw ExitCode(2)
+        }
+        if let divergence = report.divergence {
+            print("""
+                DIVERGENT at position \(divergence.position) in \(divergence.agent)
+                  expected: \(divergence.expected)
+                  actual:   \(divergence.actual)
+                """)
+            throw ExitCode.failure
+        }
+        let unfinished = report.unfinishedMessages > 0
+            ? "; \(report.unfinishedMessages) message(s) end without a reply in the log, replayed as far as recorded"
+            : ""
+        print("identical: run \(runID), \(report.eventsRead) events read, \(report.stepsChecked) steps checked, "
+              + "\(report.messagesReplayed) messages re-executed in \(String(format: "%.1f", report.seconds * 1000)) ms"
+              + unfinished)
+    }
+}
+
+struct LockCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lock", abstract: "Determinism locks: what each run used.", subcommands: [LockShow.self])
+}
+
+struct LockShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print a run's lock: each service it used, with version and config digest.",
+        discussion: "One line per entry: service, version, config digest (- for none), log position.")
+    @Argument(help: "The run id.") var runID: String
+    @OptionGroup var options: DataOption
+
+    func run() throws {
+        try reportingErrors {
+            let log = try EventLog.openReadOnly(at: options.data)
+            guard try !log.events(inRun: runID, limit: 1).isEmpty else {
+                throw EventLogError(.notFound, "the log has no run \(runID)")
+            }
+            let entries = try Replayer.lock(of: runID, in: log)
+            if entries.isEmpty { print("run \(runID) has no lock entries (no native agent served it)") }
+            for entry in entries {
+                print("\(entry.service)  version \(entry.version)  config \(entry.configDigest.isEmpty ? "-" : entry.configDigest)  at \(entry.position)")
+            }
+        }
+    }
+}
