@@ -12,6 +12,11 @@ struct Embedded {
     let router: EmbeddedRouter
     let host: AgentHost
 
+    init(router: EmbeddedRouter, host: AgentHost) {
+        self.router = router
+        self.host = host
+    }
+
     init(directory: String, types: [AgentType] = BuiltinAgents.all, heartbeat: Int = 2500) throws {
         router = try EmbeddedRouter(
             directory: directory,
@@ -37,12 +42,12 @@ struct Embedded {
     }
 
     /// Starts runs and waits for all their results (on a thread of its own: the client blocks).
-    func runs(_ service: String, inputs: [Payload]) async throws -> [RunClient.Result] {
+    func runs(_ service: String, inputs: [Payload], key: String? = nil) async throws -> [RunClient.Result] {
         let context = router.context
         let endpoint = router.endpoint
         return try await onThread {
             let client = try RunClient(context: context, endpoint: endpoint)
-            for input in inputs { try client.start(service, input: input) }
+            for input in inputs { try client.start(service, input: input, key: key) }
             var results: [RunClient.Result] = []
             while results.count < inputs.count, let result = try client.nextResult(timeout: 30_000) {
                 results.append(result)
@@ -77,6 +82,65 @@ struct Embedded {
             #expect(report.messagesReplayed == 4)
             #expect(report.unfinishedMessages == 0)
             #expect(report.exitCode == 0)
+        }
+    }
+}
+
+@Suite struct AgentHostTests {
+    @Test func thousandConcurrentRunsThroughOneHostCompleteAndReplayIdentical() async throws {
+        try await withTemporaryDirectory { directory in
+            let embedded = try Embedded(directory: directory)
+            let inputs = (0..<1000).map { Payload(text: "{\"n\":\($0)}") }
+            let results = try await embedded.serving { embedded in
+                try await embedded.runs("pipeline", inputs: inputs)
+            }
+            #expect(results.count == 1000)
+            #expect(results.allSatisfy { $0.error == nil })
+            #expect(Set(results.map(\.payload.text)).count == 1000)
+            #expect(results.allSatisfy { $0.payload.text.contains(#""counter":{"total":1}"#) })
+            try embedded.router.stop()
+            let log = embedded.router.router.log
+            for result in results {
+                let report = try await Replayer.replay(run: result.runID, log: log, types: BuiltinAgents.all)
+                #expect(report.exitCode == 0, "\(result.runID): \(String(describing: report.divergence))")
+                #expect(report.messagesReplayed == 4)
+            }
+        }
+    }
+
+    @Test func newHostRebuildsStateFromSnapshotAndLaterEvents() async throws {
+        try await withTemporaryDirectory { directory in
+            let counter = AgentType(Counter.self, descriptor: AgentDescriptor(name: "counter", version: "1.0",
+                                                                               snapshotInterval: 2))
+            let router = try EmbeddedRouter(
+                directory: directory,
+                configuration: .init(endpoint: "inproc://rebuild-\(UInt64.random(in: 0...UInt64.max))"),
+                durability: .none)
+            func host() throws -> Embedded {
+                Embedded(router: router, host: try AgentHost(types: [counter],
+                                                             configuration: .init(endpoint: router.endpoint),
+                                                             context: router.context))
+            }
+            // Five runs add to one shared instance on the first host.
+            let first = try await host().serving { embedded in
+                var totals: [String] = []
+                for _ in 0..<5 {
+                    totals += try await embedded.runs("counter", inputs: [Payload(text: #"{"add":10}"#)], key: "shared")
+                        .map(\.payload.text)
+                }
+                return totals
+            }
+            #expect(first == (1...5).map { "{\"total\":\($0 * 10)}" })
+            // A second host knows nothing: it folds the last snapshot and the events after it.
+            let second = try await host().serving { embedded in
+                try await embedded.runs("counter", inputs: [Payload(text: #"{"add":1}"#)], key: "shared")
+            }
+            #expect(second.first?.payload.text == #"{"total":51}"#)
+            try router.stop()
+            let snapshots = try router.router.log.events(inStream: "agent/counter/shared/snapshot")
+            #expect(snapshots.count == 3)
+            #expect(snapshots.last.map { String(decoding: $0.payload, as: UTF8.self) }
+                    == #"{"version":6,"state":{"total":51}}"#)
         }
     }
 }
