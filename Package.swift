@@ -98,7 +98,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "SwitchboardLog", "SwitchboardWire", "SwitchboardRouter", "TestSupport", "LogAppender", "SwitchboardCLI",
+                "Switchboard", "SwitchboardLog", "SwitchboardWire", "SwitchboardRouter", "TestSupport", "LogAppender",
+                "SwitchboardCLI",
             ],
             exclude: ["Python"],
             swiftSettings: swiftSettings

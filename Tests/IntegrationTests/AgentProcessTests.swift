@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Switchboard
+import SwitchboardLog
+import SwitchboardRouter
+import SwitchboardWire
+import Testing
+import TestSupport
+
+/// Calls of the counting echo below, per message id.
+let countedEchoCalls = Mutex<[String: Int]>([:])
+
+/// `echo`, slowed down and counting each call: proves that recovery asks nothing twice.
+actor CountingEcho: Agent {
+    static let descriptor = Echo.descriptor
+    var state = NoState()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<CountingEcho>) async throws -> Payload {
+        countedEchoCalls.withLock { $0[message.messageID, default: 0] += 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        return message.payload
+    }
+}
+
+/// `switchboard agent` processes against a router, killed and restarted; `switchboard run`,
+/// `replay` and `lock show` as a user runs them.
+@Suite(.serialized) struct AgentProcessTests {
+    static let switchboard = productsDirectory.appendingPathComponent("switchboard")
+
+    func agentProcess(_ endpoint: String, _ agents: String) throws -> ChildProcess {
+        let process = try ChildProcess(Self.switchboard, ["agent", "--router", endpoint, "--agents", agents,
+                                                          "--heartbeat", "100"])
+        #expect(process.waitForLine { $0.hasPrefix("agents ") } != nil, "\(process.standardError)")
+        return process
+    }
+
+    @Test func killedAgentHostMidRunRecoversOnARestartedHostAndAsksNothingTwice() async throws {
+        try await withTemporaryDirectory { directory in
+            let router = try EmbeddedRouter(
+                directory: directory + "/log",
+                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100))
+            // The services the pipeline asks, in this process: a counting echo and the counter.
+            let services = try AgentHost(
+                types: [AgentType(CountingEcho.self), AgentType(Counter.self)],
+                configuration: .init(endpoint: router.endpoint, heartbeatInterval: 100), context: router.context)
+            let endpoint = router.endpoint
+            let context = router.context
+            var first: ChildProcess? = try agentProcess(endpoint, "pipeline")
+            var second: ChildProcess?
+            let results = try await withThrowingTaskGroup(of: [RunClient.Result]?.self) { group in
+                group.addTask {
+                    await services.run()
+                    return nil
+                }
+                group.addTask {
+                    try await onThread {
+                        let client = try RunClient(context: context, endpoint: endpoint)
+                        for index in 0..<8 { try client.start("pipeline", input: Payload(text: "{\"n\":\(index)}")) }
+                        var results: [RunClient.Result] = []
+                        while results.count < 8, let result = try client.nextResult(timeout: 30_000) {
+                            results.append(result)
+                        }
+                        return results
+                    }
+                }
+                // Mid-run: the pipelines wait on their first ask. Kill their host, start another.
+                while countedEchoCalls.withLock({ $0.isEmpty }) {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                first?.kill()
+                first = nil
+                second = try agentProcess(endpoint, "pipeline")
+                var results: [RunClient.Result] = []
+                while let next = try await group.next() {
+                    if let next {
+                        results = next
+                        await services.shutdown()
+                    }
+                }
+                return results
+            }
+            second?.kill()
+            try router.stop()
+
+            #expect(results.count == 8)
+            #expect(results.allSatisfy { $0.error == nil })
+            // Counter called once per run (a second call would make the total 2).
+            #expect(results.allSatisfy { $0.payload.text.contains(#""counter":{"total":1}"#) })
+            let calls = countedEchoCalls.withLock { calls in calls.filter { key, _ in
+                results.contains { key.hasPrefix($0.runID + "/") }
+            } }
+            #expect(calls.count == 16, "two echo asks per run")
+            #expect(calls.values.allSatisfy { $0 == 1 }, "\(calls)")
+
+            let log = router.router.log
+            var redelivered = 0
+            let types = [AgentType(Pipeline.self), AgentType(CountingEcho.self), AgentType(Counter.self)]
+            for result in results {
+                let events = try log.events(inRun: result.runID)
+                redelivered += events.filter { $0.type == "request.redelivered" }.count
+                #expect(events.filter { $0.type == "pipeline.step" }.count == 3)
+                let report = try await Replayer.replay(run: result.runID, log: log, types: types)
+                #expect(report.exitCode == 0, "\(String(describing: report.divergence))")
+            }
+            #expect(redelivered >= 8, "every pipeline was redelivered after the kill")
+        }
+    }
+
+    @Test func runThenReplayAndLockShowWithTheRouterStopped() throws {
+        try withTemporaryDirectory { directory in
+            let data = directory + "/log"
+            let router = try RouterProcess.start(data: data)
+            let agents = try agentProcess(router.endpoint, "echo,counter,pipeline")
+            let run = try runProduct("switchboard", ["run", "pipeline", "--input", #"{"task":"x"}"#,
+                                                     "--router", router.endpoint, "--timeout", "30"])
+            agents.kill()
+            router.process.kill()
+            #expect(run.status == 0, "\(run.output)\(run.error)")
+            let lines = run.output.split(separator: "\n").map(String.init)
+            let runID = try #require(lines.first?.split(separator: " ").last.map(String.init))
+            #expect(lines.first == "run \(runID)")
+            #expect(lines.contains { $0.contains(" pipeline.step ") })
+            #expect(lines.last == #"result: {"input":{"task":"x"},"counter":{"total":1},"steps":3}"#)
+
+            let replay = try runProduct("switchboard", ["replay", runID, "--data", data])
+            #expect(replay.status == 0, "\(replay.output)\(replay.error)")
+            #expect(replay.output.hasPrefix("identical: run \(runID)"))
+            let lock = try runProduct("switchboard", ["lock", "show", runID, "--data", data])
+            #expect(lock.status == 0)
+            #expect(lock.output.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) }
+                    == ["pipeline", "echo", "counter"])
+
+            let missing = try runProduct("switchboard", ["replay", "run-none", "--data", data])
+            #expect(missing.status == 1)
+            #expect(missing.error.contains("no run run-none"))
+        }
+    }
+
+    @Test func replayRefusesADriftedAgentVersionWithExitTwo() async throws {
+        try await withTemporaryDirectory { directory in
+            let data = directory + "/log"
+            let router = try EmbeddedRouter(directory: data,
+                                            configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*"))
+            // A counter deployed as version 0.9; the CLI replays the built-in 1.0.
+            let host = try AgentHost(
+                types: [AgentType(Counter.self, descriptor: AgentDescriptor(name: "counter", version: "0.9"))],
+                configuration: .init(endpoint: router.endpoint), context: router.context)
+            let endpoint = router.endpoint
+            let run = try await withThrowingTaskGroup(of: ProcessResult?.self) { group in
+                group.addTask {
+                    await host.run()
+                    return nil
+                }
+                let run = try await onThread {
+                    try runProduct("switchboard", ["run", "counter", "--input", #"{"add":5}"#, "--router", endpoint])
+                }
+                await host.shutdown()
+                try await group.waitForAll()
+                return run
+            }
+            #expect(run.status == 0, "\(run.output)\(run.error)")
+            let runID = try #require(run.output.split(separator: "\n").first?.split(separator: " ").last.map(String.init))
+
+            let refused = try runProduct("switchboard", ["replay", runID, "--data", data])
+            #expect(refused.status == 2, "\(refused.output)")
+            #expect(refused.output.contains("DRIFT counter: recorded version 0.9"))
+            let allowed = try runProduct("switchboard", ["replay", runID, "--data", data, "--allow-drift"])
+            #expect(allowed.status == 0, "\(allowed.output)")
+            #expect(allowed.output.contains("identical: run \(runID)"))
+            try router.stop()
+        }
+    }
+}
