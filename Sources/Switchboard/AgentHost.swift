@@ -99,6 +99,9 @@ public final class AgentHost: Sendable {
             heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness)
     }
 
+    /// The services this host serves: its agent types' names.
+    public var serviceNames: [String] { types.keys.sorted() }
+
     /// Messages handled so far.
     public var handledCount: Int { state.withLock { $0.handled } }
 

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 public import SwitchboardWire
 import SwitchboardRouter
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Starts runs through the router and collects their results: a native MDP client on one DEALER
 /// socket, with any number of runs in flight. Synchronous; use it from one thread.
@@ -66,6 +69,25 @@ public final class RunClient {
         let body = Array(replyBody.dropFirst())
         return Result(runID: run.runID, payload: Payload(bytes: body.first ?? []),
                       error: AskError(service: run.service, envelope: envelope, frames: body))
+    }
+
+    /// Waits until the router has a worker for `service` (asking `mmi.service`); false on timeout.
+    public func waitForService(_ service: String, timeout: Int) throws -> Bool {
+        var waited = 0
+        while true {
+            try client.send(service: "mmi.service", body: [Array(service.utf8)])
+            while let reply = try client.receive(timeout: 5000) {
+                guard reply.service == "mmi.service" else {
+                    if reply.command == .final { stash.append(reply.body) }
+                    continue
+                }
+                if reply.body.last == Array("200".utf8) { return true }
+                break
+            }
+            guard waited < timeout else { return false }
+            usleep(20_000)
+            waited += 20
+        }
     }
 
     /// The run's committed events from `position` on, as `(position, CloudEvent JSON)`, read through

@@ -40,7 +40,8 @@ actor CountingEcho: Agent {
         try await withTemporaryDirectory { directory in
             let router = try EmbeddedRouter(
                 directory: directory + "/log",
-                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100))
+                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100,
+                                                   unknownServiceGrace: 60_000))
             // The services the pipeline asks, in this process: a counting echo and the counter.
             let services = try AgentHost(
                 types: [AgentType(CountingEcho.self), AgentType(Counter.self)],
@@ -57,6 +58,9 @@ actor CountingEcho: Agent {
                 group.addTask {
                     try await onThread {
                         let client = try RunClient(context: context, endpoint: endpoint)
+                        for name in ["pipeline", "echo", "counter"] {
+                            try #require(try client.waitForService(name, timeout: 120_000))
+                        }
                         for index in 0..<8 { try client.start("pipeline", input: Payload(text: "{\"n\":\(index)}")) }
                         var results: [RunClient.Result] = []
                         while results.count < 8, let result = try client.nextResult(timeout: 30_000) {
@@ -113,6 +117,10 @@ actor CountingEcho: Agent {
             let data = directory + "/log"
             let router = try RouterProcess.start(data: data)
             let agents = try agentProcess(router.endpoint, "echo,counter,pipeline")
+            let client = try RunClient(context: try ZMQContext(), endpoint: router.endpoint)
+            for name in ["pipeline", "echo", "counter"] {
+                try #require(try client.waitForService(name, timeout: 120_000))
+            }
             let run = try runProduct("switchboard", ["run", "pipeline", "--input", #"{"task":"x"}"#,
                                                      "--router", router.endpoint, "--timeout", "30"])
             agents.kill()
@@ -154,7 +162,9 @@ actor CountingEcho: Agent {
                     return nil
                 }
                 let run = try await onThread {
-                    try runProduct("switchboard", ["run", "counter", "--input", #"{"add":5}"#, "--router", endpoint])
+                    let client = try RunClient(context: try ZMQContext(), endpoint: endpoint)
+                    try #require(try client.waitForService("counter", timeout: 120_000))
+                    return try runProduct("switchboard", ["run", "counter", "--input", #"{"add":5}"#, "--router", endpoint])
                 }
                 await host.shutdown()
                 try await group.waitForAll()

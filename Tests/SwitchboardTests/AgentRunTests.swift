@@ -45,8 +45,11 @@ struct Embedded {
     func runs(_ service: String, inputs: [Payload], key: String? = nil) async throws -> [RunClient.Result] {
         let context = router.context
         let endpoint = router.endpoint
+        let services = host.serviceNames
         return try await onThread {
             let client = try RunClient(context: context, endpoint: endpoint)
+            // Under a loaded test run the host may take a while to register: wait for it, not for a timer.
+            for name in services { try #require(try client.waitForService(name, timeout: 120_000)) }
             for input in inputs { try client.start(service, input: input, key: key) }
             var results: [RunClient.Result] = []
             while results.count < inputs.count, let result = try client.nextResult(timeout: 30_000) {
