@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 public import Logging
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 public import SwitchboardLog
 import SwitchboardWire
 
@@ -27,6 +32,8 @@ public final class AgentContext<A: Agent> {
     private(set) var askCount = 0
     private(set) var emitCount = 0
     private var generator: DeterministicGenerator
+    /// Made once per message: a JSON encoder is costly to create, and a handler may emit thousands of events.
+    private lazy var encoder = Payload.encoder
 
     init(agent: A, agentID: AgentID, message: AgentMessage, now: Timestamp, session: any AgentSession,
          logger: Logger) {
@@ -49,7 +56,7 @@ public final class AgentContext<A: Agent> {
     /// Applies `event` to the agent's state at once and records it; it reaches the log with the
     /// agent's next ask or its reply.
     public func emit(_ event: A.State.Event) throws {
-        let payload = try Payload(json: event).bytes
+        let payload = Array(try encoder.encode(event))
         emitCount += 1
         pending.append(EmittedEvent(
             type: event.eventType, streamID: agentID.streamID,

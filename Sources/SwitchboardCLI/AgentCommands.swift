@@ -62,11 +62,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "The instance key (default: the run id).") var key: String?
     @Option(help: "Give up after this many seconds.") var timeout: Int = 60
     @Flag(help: "Print only the run id and the result.") var quiet = false
+    @Option(help: "Start this many runs of the same input and print throughput instead of events (a load test).")
+    var count: Int = 1
+    @Option(help: "With --count: runs in flight at once.") var concurrency: Int = 100
 
     func run() throws {
         guard (try? JSONSerialization.jsonObject(with: Data(input.utf8), options: [.fragmentsAllowed])) != nil else {
             throw ValidationError("--input is not valid JSON: \(input)")
         }
+        guard count >= 1, concurrency >= 1 else { throw ValidationError("--count and --concurrency must be at least 1") }
+        if count > 1 { return try load() }
         try reportingErrors {
             let client = try RunClient(context: try ZMQContext(), endpoint: router)
             let runID = try client.start(name, input: Payload(text: input), key: key)
@@ -98,6 +103,41 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    /// Starts `count` runs, `concurrency` at a time, and prints runs/s and latency.
+    private func load() throws {
+        try reportingErrors {
+            let client = try RunClient(context: try ZMQContext(), endpoint: router)
+            guard try client.waitForService(name, timeout: timeout * 1000) else {
+                throw WireError(.timeout, "no worker offers \(name) within \(timeout) s")
+            }
+            let payload = Payload(text: input)
+            var started: [String: UInt64] = [:]
+            var latencies: [UInt64] = []
+            var failures = 0
+            var sent = 0
+            let begin = DispatchTime.now().uptimeNanoseconds
+            while latencies.count + failures < count {
+                while sent < count && started.count < concurrency {
+                    started[try client.start(name, input: payload, key: key)] = DispatchTime.now().uptimeNanoseconds
+                    sent += 1
+                }
+                guard let result = try client.nextResult(timeout: timeout * 1000) else {
+                    throw WireError(.timeout, "no result within \(timeout) s (\(started.count) runs open)")
+                }
+                let at = started.removeValue(forKey: result.runID) ?? begin
+                if result.error != nil { failures += 1 } else { latencies.append(DispatchTime.now().uptimeNanoseconds - at) }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
+            latencies.sort()
+            func percentile(_ p: Double) -> Double {
+                latencies.isEmpty ? 0 : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1e6
+            }
+            print(String(format: "%d runs in %.2f s: %.0f runs/s, p50 %.2f ms, p99 %.2f ms, %d failed",
+                         count, seconds, Double(count) / seconds, percentile(0.5), percentile(0.99), failures))
+            if failures > 0 { throw ExitCode.failure }
+        }
+    }
+
     /// `<position> <type> <data>` from a CloudEvent.
     static func line(_ position: UInt64, _ json: String) -> String {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
@@ -110,6 +150,13 @@ struct RunCommand: ParsableCommand {
             data = String(decoding: encoded, as: UTF8.self)
         } else if let base64 = object["data_base64"] as? String {
             data = "(\(base64.count * 3 / 4) bytes)"
+        }
+        if let fields = object["data"] as? [String: Any], let body = fields["body"] as? [String] {
+            // A message: show its service and its payload, not the base64 frames with the envelope.
+            let frames = body.compactMap { Data(base64Encoded: $0) }.filter { !$0.starts(with: [0x53, 0x42, 0x45, 0x01]) }
+            let text = frames.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " | ")
+            let service = (fields["service"] as? String).map { "\($0) " } ?? ""
+            data = service + text
         }
         if data.count > 160 { data = String(data.prefix(160)) + "…" }
         return "\(position) \(type) \(data)"

@@ -183,3 +183,39 @@ actor CountingEcho: Agent {
         }
     }
 }
+
+@Suite(.serialized) struct AgentHostReconnectTests {
+    @Test func agentHostReconnectsAfterARouterRestartAndServesAgain() async throws {
+        try await withTemporaryDirectory { directory in
+            let data = directory + "/log"
+            var router = try RouterProcess.start(data: data, heartbeat: 100)
+            let endpoint = router.endpoint
+            let host = try AgentHost(types: BuiltinAgents.all,
+                                     configuration: .init(endpoint: endpoint, heartbeatInterval: 100))
+            func pipelineRun() async throws -> RunClient.Result? {
+                try await onThread {
+                    let client = try RunClient(context: try ZMQContext(), endpoint: endpoint)
+                    for name in ["pipeline", "echo", "counter"] {
+                        try #require(try client.waitForService(name, timeout: 120_000))
+                    }
+                    try client.start("pipeline", input: Payload(text: #"{"n":1}"#))
+                    return try client.nextResult(timeout: 60_000)
+                }
+            }
+            let (before, after) = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await host.run() }
+                let before = try await pipelineRun()
+                router.process.kill()
+                router = try RouterProcess.start(data: data, bind: endpoint, heartbeat: 100)
+                let after = try await pipelineRun()
+                await host.shutdown()
+                try await group.waitForAll()
+                return (before, after)
+            }
+            router.process.kill()
+            #expect(before?.error == nil && before?.payload.text.contains(#""steps":3"#) == true)
+            #expect(after?.error == nil && after?.payload.text.contains(#""steps":3"#) == true)
+            #expect(host.registrations >= 6, "three agent types registered twice")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Agents end to end: the three-step pipeline (echo -> counter -> echo) started by `switchboard run
+# --count`, through `switchboard router` (durable log) to `switchboard agent` in a separate
+# process. Prints runs/s, steps/s (3 asks per run) and per-step time per durability, with the C
+# yardstick broker (../shared/anchors: mdp_broker, 2 mdp_workers, mdp_load, no log) measured in
+# the same run for scale. Then the replay benchmark (RuntimeBenchmarks: a 100,000-event run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+anchors=${ANCHORS:-../shared/anchors}
+[ -f "$anchors/build.sh" ] || { echo "no anchors at $anchors (set ANCHORS)" >&2; exit 1; }
+runs=${RUNS:-20000}; concurrency=${CONCURRENCY:-256}
+scripts/setup.sh >/dev/null
+bin=$(bash "$anchors/build.sh" "$(mktemp -d)")
+swift build -c release --product switchboard >/dev/null
+sb=.build/release/switchboard
+work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" bench-agents.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
+
+port=$((20000 + RANDOM % 20000))
+endpoint="tcp://127.0.0.1:$port"
+"$bin/mdp_broker" "$endpoint" & pids+=($!); sleep 0.3
+for _ in 1 2; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
+sleep 0.5
+c=$("$bin/mdp_load" "$endpoint" echo 16 5 256)
+c_rps=$(echo "$c" | field req/s)
+echo "C yardstick: mdp_broker (no log), 2 C echo workers, 16 synchronous clients: $c_rps req/s"
+
+for durability in fsync none; do
+    port=$((port + 1)); endpoint="tcp://127.0.0.1:$port"
+    $sb router --data "$work/$durability" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
+    sleep 0.5
+    $sb agent --router "$endpoint" --agents echo,counter,pipeline >/dev/null & agent=$!; pids+=($agent)
+    line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$concurrency")
+    rate=$(echo "$line" | sed -E 's/.*: ([0-9]+) runs\/s.*/\1/')
+    awk -v r="$rate" -v d="$durability" -v l="$line" 'BEGIN {
+        printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r) }'
+    kill -9 "$agent" 2>/dev/null || true
+done
+echo "$runs runs, $concurrency in flight, router and agents in separate processes"
+
+swift package --package-path benchmarks --allow-writing-to-package-directory benchmark --target RuntimeBenchmarks
