@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job until the demo workflow exists: a router that commits every message to the event
-# log before forwarding it, an MDP/0.2 worker and client (independent Python peers), the live
-# event stream, and the log's verification.
+# log before forwarding it, the built-in agents in a separate process running a three-step
+# pipeline, an MDP/0.2 worker and client (independent Python peers), the live event stream, the
+# log's verification, and a replay of the pipeline run with the router stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,11 +26,24 @@ sleep 0.5
 echo; echo "== an MDP/0.2 client asks the greeter service three times"
 "$python" "$peer" client "$router" greeter world --repeat 3
 
+echo; echo "== switchboard agent: echo, counter and pipeline in a separate process"
+$sb agent --router "$router" --agents echo,counter,pipeline --heartbeat 500 & pids+=($!)
+sleep 1
+echo; echo "== switchboard run pipeline: echo -> counter -> echo through the router"
+run_output=$($sb run pipeline --input '{"task":"demo"}' --router "$router")
+echo "$run_output"
+run_id=$(echo "$run_output" | awk 'NR == 1 { print $2 }')
+
 echo; echo "== switchboard tail: every committed event so far, from position 1 (CloudEvents JSON, cut)"
 count=$($sb log stat --data "$data" | awk '/^events:/ { print $2 }')
 $sb tail --router "$router" --events "$events" --from 1 --limit "$count" | cut -c1-160
 
-kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+wait "${pids[0]}" 2>/dev/null || true
 echo; echo "== switchboard log stat / verify"
 $sb log stat --data "$data"
 $sb log verify --data "$data"
+
+echo; echo "== with the router and agents stopped: the run's lock, and its replay from the log alone"
+$sb lock show "$run_id" --data "$data"
+$sb replay "$run_id" --data "$data"
