@@ -4,9 +4,6 @@ import Synchronization
 public import SwitchboardLog
 public import SwitchboardRouter
 public import SwitchboardWire
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A router on a thread of this process, for embedded mode (router and agents in one process over
 /// `inproc://`) and for tests.
@@ -39,7 +36,7 @@ public final class EmbeddedRouter: Sendable {
         let listening = DispatchSemaphore(value: 0)
         let endpoints = Mutex<(String, String?)>(("", nil))
         let status = self.status
-        let thread = Thread {
+        let thread = DetachedThread {
             do {
                 try router.run(onListening: { endpoint, events in
                     endpoints.withLock { $0 = (endpoint, events) }
@@ -63,26 +60,5 @@ public final class EmbeddedRouter: Sendable {
         status.done.wait()
         status.done.signal()
         if let error = status.failure.withLock({ $0 }) { throw error }
-    }
-}
-
-/// A detached POSIX thread running a closure (blocking loops stay off Swift's cooperative pool).
-private final class Thread: Sendable {
-    private let body: @Sendable () -> Void
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-    }
-
-    func start() {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
-            guard let argument else { return nil }
-            Unmanaged<Thread>.fromOpaque(argument).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(thread)
     }
 }

@@ -85,16 +85,7 @@ final class HostConnection: Sendable {
     var registrations: Int { registrationCount.load(ordering: .relaxed) }
 
     func start() {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
-            guard let argument else { return nil }
-            let connection = Unmanaged<HostConnection>.fromOpaque(argument).takeRetainedValue()
-            connection.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(thread)
+        DetachedThread { self.run() }.start()
     }
 
     /// Sends an ask and waits for its FINAL.

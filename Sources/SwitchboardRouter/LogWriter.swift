@@ -55,16 +55,7 @@ final class LogWriter: Sendable {
     }
 
     func start() {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
-            guard let argument else { return nil }
-            let writer = Unmanaged<LogWriter>.fromOpaque(argument).takeRetainedValue()
-            writer.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(thread)
+        DetachedThread { self.run() }.start()
     }
 
     /// Stops after the batches already submitted, and waits for that.
