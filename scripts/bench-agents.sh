@@ -6,20 +6,8 @@
 # the same run for scale. Then the replay benchmark (RuntimeBenchmarks: a 100,000-event run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-anchors=${ANCHORS:-../shared/anchors}
-[ -f "$anchors/build.sh" ] || { echo "no anchors at $anchors (set ANCHORS)" >&2; exit 1; }
-runs=${RUNS:-20000}; concurrency=${CONCURRENCY:-256}
-scripts/setup.sh >/dev/null
-bin=$(bash "$anchors/build.sh" "$(mktemp -d)")
-swift build -c release --product switchboard >/dev/null
-sb=.build/release/switchboard
-work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" bench-agents.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
-
-port=$((20000 + RANDOM % 20000))
+runs=${RUNS:-10000}; concurrency=${CONCURRENCY:-256}
+source scripts/bench-common.sh bench-agents
 endpoint="tcp://127.0.0.1:$port"
 "$bin/mdp_broker" "$endpoint" & pids+=($!); sleep 0.3
 for _ in 1 2; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done

@@ -4,19 +4,8 @@
 # workers against each broker in one run. Prints req/s, p50, p99 and the ratio per durability.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-anchors=${ANCHORS:-../shared/anchors}
-[ -f "$anchors/build.sh" ] || { echo "no anchors at $anchors (set ANCHORS)" >&2; exit 1; }
 clients=${CLIENTS:-16}; seconds=${SECONDS_PER_RUN:-5}; size=${SIZE:-256}
-scripts/setup.sh >/dev/null
-bin=$(bash "$anchors/build.sh" "$(mktemp -d)")
-swift build -c release --product switchboard >/dev/null
-sb=.build/release/switchboard
-work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" bench-router.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-port=$((20000 + RANDOM % 20000))
+source scripts/bench-common.sh bench-router
 measure() { # $1: endpoint -> prints the mdp_load line
     local endpoint=$1 w=()
     for _ in 1 2; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & w+=($!); pids+=($!); done
@@ -24,7 +13,6 @@ measure() { # $1: endpoint -> prints the mdp_load line
     "$bin/mdp_load" "$endpoint" echo "$clients" "$seconds" "$size"
     for p in "${w[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 
 endpoint="tcp://127.0.0.1:$port"
 "$bin/mdp_broker" "$endpoint" & broker=$!; pids+=($broker); sleep 0.3

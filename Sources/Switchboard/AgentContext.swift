@@ -120,7 +120,7 @@ public final class AgentContext<A: Agent> {
         return OutgoingAsk(
             messageID: Identifiers.ask(message.messageID, askCount), runID: message.runID,
             causationID: message.messageID, service: service, frames: [payload.bytes], headers: headers,
-            events: events, recovering: message.attempt > 1)
+            events: events)
     }
 
     /// Hands over the events not yet sent, for the reply.

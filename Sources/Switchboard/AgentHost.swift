@@ -114,11 +114,7 @@ public final class AgentHost: Sendable {
         await withDiscardingTaskGroup { group in
             for await request in connection.requests {
                 guard let type = types[request.service] else { continue }
-                let message = AgentMessage(
-                    messageID: request.envelope.messageID, runID: request.envelope.runID,
-                    causationID: request.envelope.causationID, attempt: request.envelope.attempt,
-                    frames: request.frames, headers: request.envelope.headers)
-                let key = InstanceKey(type: request.service, key: message.key)
+                let key = InstanceKey(type: request.service, key: request.message.key)
                 let start = state.withLock { state -> Bool in
                     // Draining: not started; the router hands it to another host after DISCONNECT.
                     guard !state.draining else { return false }
@@ -141,8 +137,8 @@ public final class AgentHost: Sendable {
     /// the router; messages it had not started are redelivered to other hosts.
     public func shutdown() async {
         state.withLock { $0.draining = true }
-        let deadline = HostConnection.milliseconds() + Int64(configuration.drainTimeout)
-        while state.withLock({ $0.busy > 0 }) && HostConnection.milliseconds() < deadline {
+        let deadline = MonotonicTime.milliseconds() + Int64(configuration.drainTimeout)
+        while state.withLock({ $0.busy > 0 }) && MonotonicTime.milliseconds() < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
         connection.disconnectWorkers()
@@ -154,10 +150,7 @@ public final class AgentHost: Sendable {
         var cached = state.withLock { $0.idle.removeValue(forKey: key)?.instance }
         let id = AgentID(type: key.type, key: key.key)
         while let request = state.withLock({ state in state.mailboxes[key]?.first }) {
-            let message = AgentMessage(
-                messageID: request.envelope.messageID, runID: request.envelope.runID,
-                causationID: request.envelope.causationID, attempt: request.envelope.attempt,
-                frames: request.frames, headers: request.envelope.headers)
+            let message = request.message
             var body: [[UInt8]]
             do {
                 if cached == nil || message.attempt > 1 {
@@ -174,7 +167,7 @@ public final class AgentHost: Sendable {
                 body = [(try? envelope.encoded()) ?? [], failure.body]
             }
             connection.reply(to: request, body: body)
-            let now = HostConnection.milliseconds()
+            let now = MonotonicTime.milliseconds()
             state.withLock { state in
                 state.busy -= 1
                 state.handled += 1
@@ -239,8 +232,7 @@ public final class AgentHost: Sendable {
         if let message { frames.append(Array(message.messageID.utf8)) }
         let reply = try await connection.ask(
             OutgoingAsk(messageID: "state-\(UInt64.random(in: 0...UInt64.max))", runID: "", causationID: "",
-                        service: StateService.serviceName, frames: frames, headers: [:], events: [],
-                        recovering: false),
+                        service: StateService.serviceName, frames: frames, headers: [:], events: []),
             onPartial: nil)
         guard reply.frames.count >= 2, let version = EventBus.decodePosition(reply.frames[0]) else {
             throw AskError(service: StateService.serviceName, code: "bad_reply", message: "malformed sb.state reply")

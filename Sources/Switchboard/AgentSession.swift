@@ -16,8 +16,6 @@ struct OutgoingAsk: Sendable {
     var headers: [String: String]
     /// Events emitted since the agent's last outgoing message; they travel with this one.
     var events: [EmittedEvent]
-    /// Whether the message being handled is a redelivery: the ask may already be logged.
-    var recovering: Bool
 }
 
 /// A reply to an ask: its final payload and any partial replies before it.

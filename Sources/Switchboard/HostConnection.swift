@@ -2,9 +2,6 @@
 import Dispatch
 import Synchronization
 import SwitchboardWire
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// An agent host's link to the router: one I/O thread owns every socket (ZeroMQ sockets are not
 /// thread-safe, and blocking polls must stay off Swift's cooperative pool).
@@ -22,6 +19,11 @@ final class HostConnection: Sendable {
         var client: [UInt8]
         var envelope: Envelope
         var frames: [[UInt8]]
+
+        var message: AgentMessage {
+            AgentMessage(messageID: envelope.messageID, runID: envelope.runID, causationID: envelope.causationID,
+                         attempt: envelope.attempt, frames: frames, headers: envelope.headers)
+        }
     }
 
     struct WorkerSpec: Sendable {
@@ -198,7 +200,7 @@ final class HostConnection: Sendable {
         let byService = Dictionary(sockets.map { ($0.spec.service, $0) }, uniquingKeysWith: { first, _ in first })
 
         while true {
-            let now = Self.milliseconds()
+            let now = MonotonicTime.milliseconds()
             var resend = false
             for worker in sockets {
                 if now - worker.lastHeard > Int64(heartbeatInterval * liveness) {
@@ -211,7 +213,7 @@ final class HostConnection: Sendable {
             }
             if resend { try resendAsks(on: client) }
             let nextBeat = sockets.map { $0.lastSent + Int64(heartbeatInterval) }.min() ?? (now + 1000)
-            let timeout = Int(max(0, min(nextBeat - Self.milliseconds(), 1000)))
+            let timeout = Int(max(0, min(nextBeat - MonotonicTime.milliseconds(), 1000)))
             let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
             if readable[0] {
                 while try wake.receive(wait: false) != nil {}
@@ -249,18 +251,18 @@ final class HostConnection: Sendable {
         try worker.socket.connect(endpoint)
         try send(MDPCodec.workerReady(service: worker.spec.service, metadata: worker.spec.metadata.encoded()),
                  on: worker)
-        worker.lastHeard = Self.milliseconds()
+        worker.lastHeard = MonotonicTime.milliseconds()
         registrationCount.add(1, ordering: .relaxed)
     }
 
     private func send(_ frames: [[UInt8]], on worker: WorkerSocket) throws {
         _ = try worker.socket.send(frames, wait: false)
-        worker.lastSent = Self.milliseconds()
+        worker.lastSent = MonotonicTime.milliseconds()
     }
 
     private func receive(on worker: WorkerSocket) throws {
         while let frames = try worker.socket.receive(wait: false) {
-            worker.lastHeard = Self.milliseconds()
+            worker.lastHeard = MonotonicTime.milliseconds()
             guard let message = try? MDPCodec.decodeForWorker(frames) else { continue }
             switch message.command {
             case .workerRequest:
@@ -312,11 +314,5 @@ final class HostConnection: Sendable {
         for request in frames {
             _ = try client.send(request, wait: false)
         }
-    }
-
-    static func milliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 }

@@ -41,6 +41,22 @@ public struct LockEntry: Sendable, Hashable {
     public var configDigest: String
     /// Where it was recorded.
     public var position: UInt64
+
+    /// The entry a `lock.recorded` event holds; nil for any other event.
+    init?(recorded event: RecordedEvent) {
+        guard event.type == "lock.recorded", let json = FlatJSON(event.payload),
+              let service = json.strings["service"]
+        else { return nil }
+        self.init(service: service, version: json.strings["version"] ?? "",
+                  configDigest: json.strings["configDigest"] ?? "", position: event.position)
+    }
+
+    init(service: String, version: String, configDigest: String, position: UInt64) {
+        self.service = service
+        self.version = version
+        self.configDigest = configDigest
+        self.position = position
+    }
 }
 
 /// What a replay found.
@@ -74,11 +90,7 @@ public struct ReplayReport: Sendable {
 /// no network: the log is opened read-only.
 public enum Replayer {
     public static func lock(of runID: String, in log: EventLog) throws -> [LockEntry] {
-        try log.events(inRun: runID).filter { $0.type == "lock.recorded" }.compactMap { event in
-            guard let json = FlatJSON(event.payload), let service = json.strings["service"] else { return nil }
-            return LockEntry(service: service, version: json.strings["version"] ?? "",
-                             configDigest: json.strings["configDigest"] ?? "", position: event.position)
-        }
+        try log.events(inRun: runID).compactMap(LockEntry.init(recorded:))
     }
 
     /// Replays `runID` with the agent types given.
@@ -91,7 +103,7 @@ public enum Replayer {
         let events = try log.events(inRun: runID)
         guard !events.isEmpty else { throw EventLogError(.notFound, "the log has no run \(runID)") }
         let registry = Dictionary(types.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
-        var history = RunHistory(events: events)
+        let history = RunHistory(events: events)
         let lock = history.lock
         var drift: [LockDrift] = []
         var seenDrift: Set<String> = []
@@ -107,7 +119,6 @@ public enum Replayer {
         }
         var report = ReplayReport(runID: runID, eventsRead: events.count, stepsChecked: 0, messagesReplayed: 0,
                                   seconds: 0, lock: lock, drift: drift, divergence: nil, unfinishedMessages: 0)
-        defer { _ = report }
         if !drift.isEmpty && !allowDrift {
             report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             return report
@@ -139,7 +150,6 @@ public enum Replayer {
                 report.divergence = divergence
                 break
             }
-            history.markReplayed(message.messageID)
         }
         report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return report
@@ -209,9 +219,7 @@ struct RunHistory: Sendable {
                 outcomes[event.causationID] = .failed(position: event.position, code: json.strings["error"] ?? "error",
                                                       message: json.strings["message"] ?? "")
             case "lock.recorded":
-                guard let json = FlatJSON(event.payload), let service = json.strings["service"] else { continue }
-                lock.append(LockEntry(service: service, version: json.strings["version"] ?? "",
-                                      configDigest: json.strings["configDigest"] ?? "", position: event.position))
+                if let entry = LockEntry(recorded: event) { lock.append(entry) }
             case "request.redelivered", "worker.joined", "worker.left", "router.started", StateService.snapshotType:
                 continue
             default:
@@ -222,9 +230,6 @@ struct RunHistory: Sendable {
             }
         }
     }
-
-    /// Nothing to do yet: kept for symmetry with live handling, where an instance's state moves on.
-    mutating func markReplayed(_ messageID: String) {}
 }
 
 /// Answers a handler's asks from the log and checks what it does against the record.
@@ -377,9 +382,8 @@ final class ReplaySession: AgentSession, Sendable {
             } else {
                 result.checked += 1
             }
-        case (.failed(let position, let code, _)?, _):
+        case (.failed?, _):
             // The router failed it (expired, too large): the handler's outcome never reached the log.
-            _ = (position, code)
             result.checked += 1
         }
         return result

@@ -87,12 +87,9 @@ struct BrokerStateMachine {
     private var finishedOrder: [String] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<String> = []
-    /// (run, service, version, digest) already in a run's determinism lock; the oldest are forgotten
-    /// past ``lockMemory`` (a repeated lock entry is harmless: readers keep the first).
-    private var locked: Set<String> = []
-    private var lockedOrder: [String] = []
-    private var lockedStart = 0
-    static let lockMemory = 100_000
+    /// (run, service, version, digest) already in a run's determinism lock (a repeated lock entry
+    /// is harmless: readers keep the first).
+    var lockedServices = RecentKeys(capacity: 100_000)
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
@@ -251,18 +248,15 @@ struct BrokerStateMachine {
             }
             if reattach(messageID, to: client, framing: framing) { return }
             // A new native request may carry the events its sender emitted before sending it.
-            guard let (stripped, carried) = EmittedEvent.split(body, envelope: envelope),
-                  carried.allSatisfy(Self.isLoggable)
-            else {
+            guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
                 invalidMessages += 1
                 return reject(client, service: service, framing: framing, native: true, messageID: messageID,
                               runID: runID, code: "malformed_event",
                               message: "the request's emitted events are malformed", now: now, into: &output,
                               log: false)
             }
-            body = Self.withoutEmitHeader(stripped, envelope: envelope)
+            (body, emitted) = carried
             causationID = envelope.causationID
-            emitted = carried
         } else {
             sequence += 1
             messageID = "\(idPrefix)\(sequence)"
@@ -364,7 +358,8 @@ struct BrokerStateMachine {
         worker.expiresAt = now.milliseconds + livenessWindow
         workers[identity] = worker
         var key: String?
-        if worker.native, let first = body.first, let envelope = try? Envelope(decoding: first) {
+        let envelope = worker.native ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
+        if let envelope {
             // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
             key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
         }
@@ -380,18 +375,15 @@ struct BrokerStateMachine {
         }
         var body = body
         var emitted: [EmittedEvent] = []
-        if worker.native, let first = body.first, let envelope = try? Envelope(decoding: first) {
-            guard let (stripped, carried) = EmittedEvent.split(body, envelope: envelope),
-                  carried.allSatisfy(Self.isLoggable)
-            else {
+        if let envelope {
+            guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
                 invalidMessages += 1
                 workers[identity]?.inFlight[key] = nil
                 markIdle(identity)
                 return fail(request, code: "malformed_event",
                             message: "the worker's reply carried malformed emitted events", now: now, into: &output)
             }
-            body = Self.withoutEmitHeader(stripped, envelope: envelope)
-            emitted = carried
+            (body, emitted) = carried
         }
         for event in emitted {
             output.events.append(RouterEvents.emitted(event, runID: request.runID, now: now.wall))
@@ -508,43 +500,6 @@ struct BrokerStateMachine {
             service.queue.removeFirst(service.queueStart)
             service.queueStart = 0
         }
-    }
-
-    /// The envelope header carrying the request's logged receive time (ns since the epoch).
-    static let timeHeader = "time"
-
-    /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
-    private mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
-        guard !request.runID.isEmpty else { return false }
-        let key = "\(request.runID)\u{0}\(worker.service)\u{0}\(worker.version)\u{0}\(worker.configDigest)"
-        guard locked.insert(key).inserted else { return false }
-        lockedOrder.append(key)
-        if lockedOrder.count - lockedStart > Self.lockMemory {
-            locked.remove(lockedOrder[lockedStart])
-            lockedStart += 1
-            if lockedStart > Self.lockMemory / 2 {
-                lockedOrder.removeFirst(lockedStart)
-                lockedStart = 0
-            }
-        }
-        output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
-                                                       version: worker.version, configDigest: worker.configDigest,
-                                                       causationID: request.messageID, now: now.wall))
-        return true
-    }
-
-    /// Whether the log accepts the event as it is: a bad one must be refused here, not fail a commit.
-    static func isLoggable(_ event: EmittedEvent) -> Bool {
-        !event.type.isEmpty && JSONText.isValid(event.payload)
-    }
-
-    /// The body with its envelope re-encoded without the emitted-events count.
-    static func withoutEmitHeader(_ body: [[UInt8]], envelope: Envelope) -> [[UInt8]] {
-        guard envelope.headers[EmittedEvent.headerName] != nil else { return body }
-        var envelope = envelope
-        envelope.headers[EmittedEvent.headerName] = nil
-        guard let encoded = try? envelope.encoded() else { return body }
-        return [encoded] + body.dropFirst()
     }
 
     private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {

@@ -1,7 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A request the router handed to an ``MDPWorker``.
 public struct MDPWorkerRequest: Sendable, Hashable {
@@ -45,7 +42,7 @@ public final class MDPWorker {
     private func register(on socket: ZMQSocket) throws {
         try socket.connect(endpoint)
         try send(MDPCodec.workerReady(service: service, metadata: metadata?.encoded(), framing: framing))
-        lastHeard = Self.milliseconds()
+        lastHeard = MonotonicTime.milliseconds()
         registrations += 1
     }
 
@@ -56,14 +53,14 @@ public final class MDPWorker {
 
     private func send(_ frames: [[UInt8]]) throws {
         try socket.send(frames)
-        lastSent = Self.milliseconds()
+        lastSent = MonotonicTime.milliseconds()
     }
 
     /// The next request, or nil when `timeout` milliseconds pass without one (-1: wait forever).
     public func receive(timeout: Int) throws -> MDPWorkerRequest? {
-        let deadline = timeout < 0 ? Int64.max : Self.milliseconds() + Int64(timeout)
+        let deadline = timeout < 0 ? Int64.max : MonotonicTime.milliseconds() + Int64(timeout)
         while true {
-            let now = Self.milliseconds()
+            let now = MonotonicTime.milliseconds()
             if now - lastHeard > Int64(heartbeatInterval * liveness) {
                 try reconnect()
                 continue
@@ -74,7 +71,7 @@ public final class MDPWorker {
             let wait = min(deadline, lastSent + Int64(heartbeatInterval)) - now
             if try ZMQSocket.poll([socket], timeout: Int(max(0, wait)))[0] {
                 while let frames = try socket.receive(wait: false) {
-                    lastHeard = Self.milliseconds()
+                    lastHeard = MonotonicTime.milliseconds()
                     let message = try MDPCodec.decodeForWorker(frames, framing: framing)
                     switch message.command {
                     case .workerRequest:
@@ -86,7 +83,7 @@ public final class MDPWorker {
                     }
                 }
             }
-            if Self.milliseconds() >= deadline { return nil }
+            if MonotonicTime.milliseconds() >= deadline { return nil }
         }
     }
 
@@ -99,12 +96,6 @@ public final class MDPWorker {
     /// Tells the router this worker leaves.
     public func disconnect() throws {
         try send(MDPCodec.workerSignal(.disconnect, framing: framing))
-    }
-
-    static func milliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 }
 

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
+
+/// What the broker does for native agents beyond MDP: determinism-lock entries, the handler's
+/// clock, and the events agents emit alongside their messages.
+extension BrokerStateMachine {
+    /// The envelope header carrying the request's logged receive time (ns since the epoch).
+    static let timeHeader = "time"
+
+    /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
+    mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
+        guard !request.runID.isEmpty else { return false }
+        let key = "\(request.runID)\u{0}\(worker.service)\u{0}\(worker.version)\u{0}\(worker.configDigest)"
+        guard lockedServices.insert(key) else { return false }
+        output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
+                                                       version: worker.version, configDigest: worker.configDigest,
+                                                       causationID: request.messageID, now: now.wall))
+        return true
+    }
+
+    /// Splits the emitted events off a native body: the body as it is forwarded (its envelope
+    /// without the count) and the events to log. Nil when they are malformed, or would not be
+    /// accepted by the log: a bad event must be refused here, not fail a commit.
+    static func takeEmitted(from body: [[UInt8]], envelope: Envelope) -> (body: [[UInt8]], events: [EmittedEvent])? {
+        guard envelope.headers[EmittedEvent.headerName] != nil else { return (body, []) }
+        guard let (stripped, events) = EmittedEvent.split(body, envelope: envelope),
+              events.allSatisfy({ !$0.type.isEmpty && JSONText.isValid($0.payload) })
+        else { return nil }
+        var envelope = envelope
+        envelope.headers[EmittedEvent.headerName] = nil
+        guard let encoded = try? envelope.encoded() else { return nil }
+        return ([encoded] + stripped.dropFirst(), events)
+    }
+}
+
+/// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.
+struct RecentKeys {
+    let capacity: Int
+    private var keys: Set<String> = []
+    private var order: [String] = []
+    private var start = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// Adds `key`; false when it is already remembered.
+    mutating func insert(_ key: String) -> Bool {
+        guard keys.insert(key).inserted else { return false }
+        order.append(key)
+        if order.count - start > capacity {
+            keys.remove(order[start])
+            start += 1
+            if start > capacity / 2 {
+                order.removeFirst(start)
+                start = 0
+            }
+        }
+        return true
+    }
+}
