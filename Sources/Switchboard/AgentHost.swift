@@ -153,18 +153,15 @@ public final class AgentHost: Sendable {
             let message = request.message
             var body: [[UInt8]]
             do {
-                if cached == nil || message.attempt > 1 {
-                    // A redelivery starts from the log: what this instance did before may be half done.
-                    cached = try await rebuild(type: type, id: id, excluding: message.attempt > 1 ? message : nil)
+                // A redelivery starts from the log: what this instance did before may be half done.
+                let current = if let cached, message.attempt == 1 { cached } else {
+                    try await rebuild(type: type, id: id, excluding: message.attempt > 1 ? message : nil)
                 }
-                body = try await handle(message, with: &cached, type: type)
+                (body, cached) = try await handle(message, with: current, type: type)
             } catch {
                 cached = nil
                 let failure = AskError(service: key.type, code: "agent_error", message: "\(error)")
-                var envelope = Envelope(messageID: Identifiers.reply(message.messageID), runID: message.runID,
-                                        causationID: message.messageID)
-                envelope.headers["status"] = "error"
-                body = [(try? envelope.encoded()) ?? [], failure.body]
+                body = [(try? Self.replyEnvelope(to: message, error: true).encoded()) ?? [], failure.body]
             }
             connection.reply(to: request, body: body)
             let now = MonotonicTime.milliseconds()
@@ -193,11 +190,11 @@ public final class AgentHost: Sendable {
         }
     }
 
-    private func handle(_ message: AgentMessage, with cached: inout Cached?, type: AgentType) async throws
-        -> [[UInt8]]
+    /// Handles one message; returns the reply body and the instance's bookkeeping after it.
+    private func handle(_ message: AgentMessage, with instance: Cached, type: AgentType) async throws
+        -> (body: [[UInt8]], instance: Cached)
     {
-        guard var current = cached else { throw AskError(service: type.descriptor.name, code: "agent_error",
-                                                         message: "no instance") }
+        var current = instance
         let timeHeader = message.headers["time"].flatMap(Int64.init)
         let now = timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now
         let outcome = await current.instance.handle(message, now: now, session: LiveSession(connection: connection),
@@ -205,8 +202,7 @@ public final class AgentHost: Sendable {
         var events = outcome.events
         current.version += UInt64(outcome.emitted)
         current.sinceSnapshot += outcome.emitted
-        var envelope = Envelope(messageID: Identifiers.reply(message.messageID), runID: message.runID,
-                                causationID: message.messageID)
+        var envelope = Self.replyEnvelope(to: message, error: false)
         let payload: [[UInt8]]
         switch outcome.reply {
         case .success(let frames):
@@ -220,9 +216,15 @@ public final class AgentHost: Sendable {
             envelope.headers["status"] = "error"
             payload = [error.body]
         }
-        cached = current
         if !events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(events.count) }
-        return [try envelope.encoded()] + payload + (try events.map { try $0.encoded() })
+        return ([try envelope.encoded()] + payload + (try events.map { try $0.encoded() }), current)
+    }
+
+    private static func replyEnvelope(to message: AgentMessage, error: Bool) -> Envelope {
+        var envelope = Envelope(messageID: Identifiers.reply(message.messageID), runID: message.runID,
+                                causationID: message.messageID)
+        if error { envelope.headers["status"] = "error" }
+        return envelope
     }
 
     /// A fresh instance with its state folded from the log (the router's `sb.state`).
