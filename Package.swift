@@ -48,7 +48,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "SwitchboardServices", dependencies: ["Switchboard", "CCurl"], swiftSettings: swiftSettings),
+        .target(
+            name: "SwitchboardServices",
+            dependencies: [
+                "Switchboard", "SwitchboardLog", "SwitchboardWire", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchboardHTTP",
             dependencies: ["Switchboard", "SwitchboardLog"],
@@ -73,7 +80,12 @@ let package = Package(
             path: "Tests/Helpers/LogAppender",
             swiftSettings: swiftSettings
         ),
-        .target(name: "TestSupport", dependencies: ["SwitchboardLog"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport",
+            dependencies: ["SwitchboardLog", "Switchboard", "SwitchboardRouter", "SwitchboardWire"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SwitchboardLogTests",
             dependencies: ["SwitchboardLog", "TestSupport"],
@@ -92,6 +104,12 @@ let package = Package(
         .testTarget(
             name: "SwitchboardTests",
             dependencies: ["Switchboard", "SwitchboardRouter", "SwitchboardWire", "SwitchboardLog", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardServicesTests",
+            dependencies: ["SwitchboardServices", "Switchboard", "SwitchboardRouter", "SwitchboardLog", "TestSupport"],
+            exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
         // Tests that start real processes: the CLI and the LogAppender helper.

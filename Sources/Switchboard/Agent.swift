@@ -24,14 +24,20 @@
 ///     }
 /// }
 /// ```
-public protocol Agent: Actor {
-    associatedtype State: AgentState
-
+public protocol Agent: AgentActor {
     /// The service name, version and config digest this type registers under.
     static var descriptor: AgentDescriptor { get }
 
     /// A fresh instance whose ``state`` is `State()`.
     init(id: AgentID)
+}
+
+/// What every agent is: an actor with event-sourced state and a handler.
+///
+/// Conform to ``Agent`` unless instances need configuration (a provider, a tool server): such
+/// types conform to this protocol and are registered with ``AgentType/init(descriptor:make:)``.
+public protocol AgentActor: Actor {
+    associatedtype State: AgentState
 
     /// The fold of every event this instance emitted; only ``AgentState/apply(_:)`` changes it.
     var state: State { get set }

@@ -16,7 +16,7 @@ import SwitchboardWire
 /// same ids and is checked against, or served from, what the log holds.
 ///
 /// > Important: use a context only inside the handler it was given to, on its agent's actor.
-public final class AgentContext<A: Agent> {
+public final class AgentContext<A: AgentActor> {
     /// The message being handled.
     public let message: AgentMessage
     /// The instance handling it.
@@ -99,6 +99,12 @@ public final class AgentContext<A: Agent> {
             for try await (index, payload) in group { results[index] = payload }
             return results.compactMap { $0 }
         }
+    }
+
+    /// Sends `payload` to the asker at once as a partial reply; the final reply is what the handler
+    /// returns. Partial replies are logged, and a replay does not compare them.
+    public func partial(_ payload: Payload) {
+        session.partial(payload)
     }
 
     /// A random number from the generator seeded by the logged message.

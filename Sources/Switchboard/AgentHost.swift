@@ -157,7 +157,7 @@ public final class AgentHost: Sendable {
                 let current = if let cached, message.attempt == 1 { cached } else {
                     try await rebuild(type: type, id: id, excluding: message.attempt > 1 ? message : nil)
                 }
-                (body, cached) = try await handle(message, with: current, type: type)
+                (body, cached) = try await handle(request, with: current, type: type)
             } catch {
                 cached = nil
                 let failure = AskError(service: key.type, code: "agent_error", message: "\(error)")
@@ -191,13 +191,14 @@ public final class AgentHost: Sendable {
     }
 
     /// Handles one message; returns the reply body and the instance's bookkeeping after it.
-    private func handle(_ message: AgentMessage, with instance: Cached, type: AgentType) async throws
+    private func handle(_ request: HostConnection.Incoming, with instance: Cached, type: AgentType) async throws
         -> (body: [[UInt8]], instance: Cached)
     {
+        let message = request.message
         var current = instance
         let timeHeader = message.headers["time"].flatMap(Int64.init)
         let now = timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now
-        let outcome = await current.instance.handle(message, now: now, session: LiveSession(connection: connection),
+        let outcome = await current.instance.handle(message, now: now, session: LiveSession(connection: connection, request: request),
                                                     logger: logger)
         var events = outcome.events
         current.version += UInt64(outcome.emitted)
@@ -249,8 +250,13 @@ public final class AgentHost: Sendable {
 /// Asks through the router.
 struct LiveSession: AgentSession {
     let connection: HostConnection
+    let request: HostConnection.Incoming
 
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
         try await connection.ask(ask, onPartial: onPartial)
+    }
+
+    func partial(_ payload: Payload) {
+        connection.reply(to: request, body: [payload.bytes], final: false)
     }
 }

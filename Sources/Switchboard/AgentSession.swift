@@ -59,4 +59,11 @@ public struct AskError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Where a context's asks go.
 protocol AgentSession: Sendable {
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply
+    /// Sends a partial reply to the message being handled.
+    func partial(_ payload: Payload)
+}
+
+extension AgentSession {
+    /// Replays compare asks, events and replies; partial replies go nowhere.
+    func partial(_ payload: Payload) {}
 }

@@ -24,6 +24,12 @@ public struct AgentType: Sendable {
         self.descriptor = descriptor
         make = { id in Instance<A>(agent: A(id: id), id: id) }
     }
+
+    /// Registers instances that `make` builds, for agents that carry configuration.
+    public init<A: AgentActor>(descriptor: AgentDescriptor, make: @escaping @Sendable (AgentID) -> A) {
+        self.descriptor = descriptor
+        self.make = { id in Instance<A>(agent: make(id), id: id) }
+    }
 }
 
 /// What handling one message produced.
@@ -53,7 +59,7 @@ private struct SnapshotPayload<S: Decodable>: Decodable {
     var state: S
 }
 
-private struct Instance<A: Agent>: AgentInstance {
+private struct Instance<A: AgentActor>: AgentInstance {
     let agent: A
     let id: AgentID
 
@@ -84,7 +90,7 @@ private struct Instance<A: Agent>: AgentInstance {
     }
 }
 
-extension Agent {
+extension AgentActor {
     fileprivate func replaceState(_ state: State) {
         self.state = state
     }
@@ -100,12 +106,20 @@ extension Agent {
             reply = .success([try await handle(message, context: context).bytes])
         } catch let error as ReplayDivergence {
             divergence = error
-            reply = .failure(AskError(service: Self.descriptor.name, code: "divergence", message: "\(error)"))
+            reply = .failure(AskError(service: id.type, code: "divergence", message: "\(error)"))
         } catch {
             context.logger.debug("handler failed")
-            reply = .failure(AskError(service: Self.descriptor.name, code: "agent_error", message: "\(error)"))
+            reply = .failure(Self.errorReply(error, service: id.type))
         }
         return HandlerOutcome(reply: reply, events: context.takePending(), emitted: context.emitCount,
                               divergence: divergence)
+    }
+
+    /// An error a handler threw, as its error reply: an ``AskError`` keeps its code and message.
+    fileprivate static func errorReply(_ error: any Error, service: String) -> AskError {
+        if let error = error as? AskError {
+            return AskError(service: service, code: error.code, message: error.message)
+        }
+        return AskError(service: service, code: "agent_error", message: "\(error)")
     }
 }
