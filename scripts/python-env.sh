@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes (once) a Python venv with pyzmq for the interop peer Tests/IntegrationTests/Python/mdp_peer.py
+# Makes (once) a Python venv with pyzmq (for the interop peer Tests/IntegrationTests/Python/mdp_peer.py)
+# and mcp-server-time (the real MCP server of the tool gateway's tests, `$venv/bin/mcp-server-time`),
 # and prints the venv's python path as the last line of stdout. Safe to run repeatedly.
 # Venv location: $SWITCHBOARD_VENV, default ~/.cache/switchboard/venv.
 set -euo pipefail
@@ -30,6 +31,11 @@ fi
 if ! "$py" -c 'import zmq' 2>/dev/null; then
   "$py" -m pip install --disable-pip-version-check --quiet pyzmq >&2
   "$py" -c 'import zmq' >&2  # fail loudly here, not later in a test
+fi
+
+if [ ! -x "$venv/bin/mcp-server-time" ]; then
+  "$py" -m pip install --disable-pip-version-check --quiet mcp-server-time >&2
+  [ -x "$venv/bin/mcp-server-time" ] || { echo "python-env: mcp-server-time did not install" >&2; exit 1; }
 fi
 
 echo "$py"

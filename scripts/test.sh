@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/python-env.sh >/dev/null   # pyzmq for the interop tests' independent MDP peers
-scripts/mcp-env.sh >/dev/null      # mcp-server-time for the tool gateway's MCP tests
+scripts/python-env.sh >/dev/null   # pyzmq (independent MDP peers), mcp-server-time (a real MCP server)
 scripts/local-llm.sh setup         # llama-cpp-python + Gemma 3 270M (compiles once, ~3-5 min)
 started_model=0
 if ! scripts/local-llm.sh status >/dev/null 2>&1; then
