@@ -73,7 +73,9 @@ let package = Package(
                 "SwitchboardLog",
                 "SwitchboardRouter",
                 "SwitchboardWire",
+                "SwitchboardServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -12,7 +12,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         discussion: "Every message and state transition is committed to an append-only event log in LMDB.",
         subcommands: [
             LogCommand.self, RouterCommand.self, AgentCommand.self, RunCommand.self, ReplayCommand.self,
-            LockCommand.self, TailCommand.self,
+            LockCommand.self, TailCommand.self, ServicesCommand.self,
         ]
     )
 }
