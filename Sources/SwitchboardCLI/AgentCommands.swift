@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Switchboard
 import SwitchboardLog
+import SwitchboardServices
 import SwitchboardWire
 
 struct AgentCommand: AsyncParsableCommand {
@@ -234,6 +235,14 @@ struct LockShow: ParsableCommand {
             if entries.isEmpty { print("run \(runID) has no lock entries (no native agent served it)") }
             for entry in entries {
                 print("\(entry.service)  version \(entry.version)  config \(entry.configDigest.isEmpty ? "-" : entry.configDigest)  at \(entry.position)")
+            }
+            // Model settings the LLM gateways recorded: model, sampling parameters, prompt template.
+            for event in try log.events(inRun: runID) where event.type == "llm.locked" {
+                guard let lock = try? JSONDecoder().decode(LLMGatewayEvent.self, from: Data(event.payload)).lock else {
+                    continue
+                }
+                let parameters = (try? Payload(json: lock.parameters).text) ?? "{}"
+                print("\(lock.service)  model \(lock.model)  parameters \(parameters)  template \(lock.template)  at \(event.position)")
             }
         }
     }

@@ -56,6 +56,7 @@ import TestSupport
 
             let lock = try runProduct("switchboard", ["lock", "show", String(runID), "--data", data])
             #expect(lock.output.contains("llm.fake  version llm-gateway/1"))
+            #expect(lock.output.contains(#"llm.fake  model m1  parameters {}  template "#))
             let outputs = [services.standardOutput, services.standardError, router.process.standardOutput,
                            router.process.standardError, lock.output] + [answered, refused, also, retried, time].flatMap { [$0.output, $0.error] }
             for key in [fileKey, envKey] {
