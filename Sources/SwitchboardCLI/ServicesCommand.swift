@@ -30,12 +30,15 @@ struct ServicesCommand: AsyncParsableCommand {
                                valueName: "name=command"))
     var mcp: [String] = []
     @Option(help: "Messages each service takes at once.") var capacity: Int = 64
+    @Option(help: "Heartbeat interval towards the router, in milliseconds (match the router's).")
+    var heartbeat: Int = 2500
     @Option(help: "Log level on standard error: trace, debug, info, warning, error.") var logLevel: String = "warning"
 
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
+        guard heartbeat >= 10 else { throw ValidationError("--heartbeat must be at least 10 ms") }
         let environment = ProcessInfo.processInfo.environment
         var file = ServicesFile()
         if let config {
@@ -59,7 +62,8 @@ struct ServicesCommand: AsyncParsableCommand {
         stopOnSignals()
         var logger = Logger(label: "switchboard.services", factory: { label in StreamLogHandler.standardError(label: label) })
         logger.logLevel = level
-        let host = try AgentHost(types: types, configuration: AgentHostConfiguration(endpoint: router, capacity: capacity),
+        let host = try AgentHost(types: types, configuration: AgentHostConfiguration(
+            endpoint: router, capacity: capacity, heartbeatInterval: heartbeat),
                                  logger: logger)
         for provider in providers {
             let key = provider.apiKey == nil ? "no key" : "key set"
