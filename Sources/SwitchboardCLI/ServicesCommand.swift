@@ -174,9 +174,10 @@ struct LLMEntry: Decodable {
         guard kind == .openAI || kind == .anthropic else {
             throw ValidationError("\(service): api must be openai or anthropic, not \(kind.rawValue)")
         }
-        var key = apiKey
+        var key = apiKey?.trimmingCharacters(in: .whitespacesAndNewlines)
         if let variable = apiKeyEnv {
-            guard let value = environment[variable], !value.isEmpty else {
+            guard let value = environment[variable]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty
+            else {
                 throw ValidationError("\(service): the environment variable \(variable) (its apiKeyEnv) is not set")
             }
             key = value

@@ -14,7 +14,8 @@ public struct HTTPRequest: Sendable {
     public var timeout: Int
     /// Connecting, TLS included (ms).
     public var connectTimeout: Int
-    /// No byte received for this long aborts the transfer (ms, rounded up to whole seconds).
+    /// No byte received for this long aborts the transfer (ms, rounded up to whole seconds; 0: no limit).
+    /// It counts the wait for the first byte too.
     public var stallTimeout: Int
 
     public init(method: String = "POST", url: String, headers: [(name: String, value: String)] = [],
@@ -54,6 +55,9 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
         public static let transfer = Code(name: "transfer")
         /// The response exceeded the client's size limit.
         public static let tooLarge = Code(name: "too_large")
+        /// The transfer cannot succeed as asked: a malformed URL, an unsupported scheme, a peer
+        /// certificate that does not verify. Not worth another attempt.
+        public static let refused = Code(name: "refused")
         /// The caller stopped reading, or the client shut down.
         public static let cancelled = Code(name: "cancelled")
         public var description: String { name }
@@ -134,6 +138,8 @@ public final class HTTPClient: Sendable {
             case .body(let bytes): body += bytes
             }
         }
+        // A cancelled reader sees the stream end early: that is not a complete response.
+        try Task.checkCancellation()
         return (head, body)
     }
 
@@ -274,7 +280,7 @@ private final class Transfer {
         // A body without "Expect: 100-continue" goes at once instead of after a round trip.
         headerList = curl_slist_append(headerList, "Expect:")
         let context = Unmanaged.passUnretained(self).toOpaque()
-        let stall = max(1, (request.stallTimeout + 999) / 1000)
+        let stall = max(0, (request.stallTimeout + 999) / 1000)
         var codes = [
             sb_curl_easy_setopt_string(easy, CURLOPT_URL, request.url),
             sb_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1),
@@ -286,8 +292,10 @@ private final class Transfer {
             sb_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1),
             sb_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout),
             sb_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeout),
-            sb_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1),
+            sb_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, stall > 0 ? 1 : 0),
             sb_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, stall),
+            // Through an HTTPS proxy, the proxy's own "200 Connection established" is not the answer.
+            sb_curl_easy_setopt_long(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1),
             sb_curl_easy_setopt_write_function(easy, CURLOPT_WRITEFUNCTION, onBody),
             sb_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context),
             sb_curl_easy_setopt_write_function(easy, CURLOPT_HEADERFUNCTION, onHeader),
@@ -353,6 +361,8 @@ private final class Transfer {
             let code: HTTPClientError.Code = switch result {
             case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT: .connect
             case CURLE_OPERATION_TIMEDOUT: .timeout
+            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_PEER_FAILED_VERIFICATION,
+                 CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM: .refused
             default: .transfer
             }
             return finish(code, message: message, curlCode: Int(result.rawValue))

@@ -107,9 +107,11 @@ actor LLMGatewayAgent: AgentActor {
         }
 
         let (path, body) = try api.encode(request, model: configuration.model, defaults: configuration.parameters)
+        // Without a stream the provider is silent until the whole answer is ready: only the timeout applies.
         let http = HTTPRequest(method: "POST", url: Self.join(configuration.baseURL, path), headers: headers(),
                                body: body.bytes, timeout: configuration.timeout,
-                               connectTimeout: configuration.connectTimeout, stallTimeout: configuration.stallTimeout)
+                               connectTimeout: configuration.connectTimeout,
+                               stallTimeout: request.stream == true ? configuration.stallTimeout : 0)
         let started = MonotonicTime.milliseconds()
         let policy = configuration.retry
         var attempt = 0
@@ -130,7 +132,8 @@ actor LLMGatewayAgent: AgentActor {
             } catch let failure as AttemptFailure {
                 var wait = policy.delay(after: attempt)
                 // The gateway is the run's edge to the world: its timing is not replayed, only its reply.
-                wait = Int(Double(wait) * Double.random(in: (1 - policy.jitter)...(1 + policy.jitter)))
+                wait = min(Int(Double(wait) * Double.random(in: (1 - policy.jitter)...(1 + policy.jitter))),
+                           policy.maximumDelay)
                 if let retryAfter = failure.retryAfter { wait = max(wait, retryAfter) }
                 let exhausted = attempt >= policy.attempts
                 let tooLong = (failure.retryAfter ?? 0) > policy.maximumRetryAfter
@@ -202,6 +205,7 @@ actor LLMGatewayAgent: AgentActor {
                     }
                 }
             }
+            try Task.checkCancellation()
         } catch let error as HTTPClientError {
             let url = http.url
             if relayed > 0 {
@@ -212,6 +216,7 @@ actor LLMGatewayAgent: AgentActor {
             let code = switch error.code {
             case .timeout: "timeout"
             case .connect: "connect_failed"
+            case .refused: "transfer_refused"
             case .tooLarge: "response_too_large"
             default: "transfer_failed"
             }
@@ -262,9 +267,13 @@ actor LLMGatewayAgent: AgentActor {
 
     /// `retry-after-ms`, else `Retry-After` in seconds (a date is not honoured: backoff applies).
     private static func retryAfter(_ head: HTTPResponseHead) -> Int? {
-        if let value = head.headers["retry-after-ms"].flatMap(Double.init) { return Int(value) }
-        if let value = head.headers["retry-after"].flatMap(Double.init) { return Int(value * 1000) }
-        return nil
+        // A day at most: anything longer, infinite or not a number is as good as none.
+        func milliseconds(_ value: Double?) -> Int? {
+            guard let value, value.isFinite, value >= 0, value <= 86_400_000 else { return nil }
+            return Int(value)
+        }
+        if let value = milliseconds(head.headers["retry-after-ms"].flatMap(Double.init)) { return value }
+        return milliseconds(head.headers["retry-after"].flatMap(Double.init).map { $0 * 1000 })
     }
 
     /// Keys never leave the gateway, even when a provider quotes them in an error.

@@ -95,8 +95,8 @@ struct OpenAIChatAPI: ProviderAPI {
             case ("json_schema", .jsonSchema):
                 body["response_format"] = [
                     "type": "json_schema",
-                    "json_schema": ["name": .string(format.name ?? "response"), "schema": format.schema ?? [:],
-                                    "strict": true],
+                    "json_schema": ["name": .string(format.name ?? "response"),
+                                    "schema": format.schema ?? ["type": "object"], "strict": .bool(format.strict ?? false)],
                 ]
             case ("json_schema", .jsonObject):
                 body["response_format"] = ["type": "json_object", "schema": format.schema ?? [:]]
@@ -104,7 +104,11 @@ struct OpenAIChatAPI: ProviderAPI {
                 body["response_format"] = ["type": .string(format.type)]
             }
         }
-        if request.stream == true { body["stream"] = true }
+        if request.stream == true {
+            body["stream"] = true
+            // Token counts arrive in a last chunk only when asked for.
+            body["stream_options"] = ["include_usage": true]
+        }
         return ("/chat/completions", .object(body))
     }
 
@@ -219,6 +223,8 @@ struct AnthropicMessagesAPI: ProviderAPI {
                 body["tool_choice"] = ["type": "any"]
             } else if choice.stringValue == "auto" {
                 body["tool_choice"] = ["type": "auto"]
+            } else if choice.stringValue == "none" {
+                body["tool_choice"] = ["type": "none"]
             }
         }
         if !tools.isEmpty { body["tools"] = .array(tools) }
@@ -300,6 +306,11 @@ struct AnthropicMessagesAPI: ProviderAPI {
                 isComplete = true
                 answer.toolCalls = blocks.keys.sorted().compactMap { blocks[$0] }
                     .filter { $0.name != AnthropicMessagesAPI.responseTool }
+                    .map { call in
+                        var call = call
+                        if call.arguments.isEmpty { call.arguments = "{}" }  // as a whole answer gives it
+                        return call
+                    }
             case "error":
                 let message = data["error"]?["message"]?.stringValue ?? "unknown error"
                 throw ProviderFault(status: 0, message: "the provider failed mid-stream: \(message)")

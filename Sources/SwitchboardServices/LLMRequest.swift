@@ -51,11 +51,14 @@ public struct LLMRequest: Codable, Sendable, Hashable {
         public var schema: JSONValue?
         /// A name for the schema (providers that want one get `response` when nil).
         public var name: String?
+        /// OpenAI's strict mode (the schema must then close every object and require every property).
+        public var strict: Bool?
 
-        public init(type: String, schema: JSONValue? = nil, name: String? = nil) {
+        public init(type: String, schema: JSONValue? = nil, name: String? = nil, strict: Bool? = nil) {
             self.type = type
             self.schema = schema
             self.name = name
+            self.strict = strict
         }
     }
 

@@ -23,11 +23,14 @@ public struct MCPServerConfiguration: Sendable, Hashable {
     public var transport: Transport
     /// One tool call (ms).
     public var callTimeout: Int
+    /// Starting up: initializing the session and listing the tools (ms).
+    public var startTimeout: Int
 
-    public init(name: String, transport: Transport, callTimeout: Int = 30_000) {
+    public init(name: String, transport: Transport, callTimeout: Int = 30_000, startTimeout: Int = 30_000) {
         self.name = name
         self.transport = transport
         self.callTimeout = callTimeout
+        self.startTimeout = startTimeout
     }
 }
 
@@ -87,6 +90,10 @@ public final class MCPToolServer: Sendable {
             process.standardInput = toChild
             process.standardOutput = fromChild
             process.standardError = FileHandle.nullDevice
+            // Set before the start, so a server that dies at once still fails what waits on it.
+            process.terminationHandler = { _ in
+                Task { await client.disconnect() }
+            }
             do {
                 try process.run()
             } catch {
@@ -96,9 +103,6 @@ public final class MCPToolServer: Sendable {
             // The transport reads the child's stdout and writes its stdin.
             transport = StdioTransport(input: FileDescriptor(rawValue: fromChild.fileHandleForReading.fileDescriptor),
                                        output: FileDescriptor(rawValue: toChild.fileHandleForWriting.fileDescriptor))
-            process.terminationHandler = { _ in
-                Task { await client.disconnect() }
-            }
             child = Child(process: process, toChild: toChild, fromChild: fromChild)
         case .http(let url):
             guard let endpoint = URL(string: url) else {
@@ -107,14 +111,15 @@ public final class MCPToolServer: Sendable {
             transport = HTTPClientTransport(endpoint: endpoint, streaming: false)
         }
         do {
-            let initialized = try await withTimeout(configuration.callTimeout) {
+            // Disconnecting is what fails the SDK's pending requests: a timeout has to do it.
+            let initialized = try await withDeadline(configuration.startTimeout, onTimeout: { await client.disconnect() }) {
                 try await client.connect(transport: transport)
             }
             var tools: [MCPToolInfo] = []
             var cursor: String?
             repeat {
                 let current = cursor
-                let page = try await withTimeout(configuration.callTimeout) {
+                let page = try await withDeadline(configuration.startTimeout, onTimeout: { await client.disconnect() }) {
                     try await client.listTools(cursor: current)
                 }
                 for tool in page.tools {
@@ -157,9 +162,13 @@ public final class MCPToolServer: Sendable {
                                                                                  meta: meta)
         let result: CallTool.Result
         do {
-            result = try await withTimeout(configuration.callTimeout) { try await pending.value }
+            // Cancelling the request is what resumes the SDK's wait for its answer.
+            result = try await withDeadline(configuration.callTimeout, onTimeout: {
+                try? await client.cancelRequest(pending.requestID, reason: "timed out")
+            }) {
+                try await pending.value
+            }
         } catch let error as MCPToolServerError {
-            try? await client.cancelRequest(pending.requestID, reason: "timed out")
             throw AskError(service: "tool.\(configuration.name).\(tool)", code: "timeout", message: error.message)
         }
         return ToolResult(output: try Self.output(of: result), isError: result.isError == true)
@@ -200,20 +209,27 @@ public struct MCPToolServerError: Error, Sendable, CustomStringConvertible {
     public var description: String { "MCP server \(server): \(message)" }
 }
 
-/// Runs `body`, failing with a timeout error after `milliseconds`.
-private func withTimeout<T: Sendable>(_ milliseconds: Int, _ body: @escaping @Sendable () async throws -> T)
-    async throws -> T
-{
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(milliseconds))
-            throw MCPToolServerError(server: "", message: "no answer within \(milliseconds) ms")
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        return first
+/// Runs `body`; past `milliseconds`, runs `onTimeout`, which must make `body` end, and reports a timeout.
+/// (The SDK's waits ignore task cancellation, so racing them in a task group would wait for them anyway.)
+private func withDeadline<T>(_ milliseconds: Int, onTimeout: @escaping @Sendable () async -> Void,
+                             _ body: () async throws -> T) async throws -> T {
+    let fired = Flag()
+    let timer = Task {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        fired.value.withLock { $0 = true }
+        await onTimeout()
     }
+    defer { timer.cancel() }
+    do {
+        return try await body()
+    } catch {
+        guard fired.value.withLock({ $0 }) else { throw error }
+        throw MCPToolServerError(server: "", message: "no answer within \(milliseconds) ms")
+    }
+}
+
+private final class Flag: Sendable {
+    let value = Mutex(false)
 }
 
 extension JSONValue {

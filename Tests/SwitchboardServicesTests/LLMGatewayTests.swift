@@ -166,6 +166,15 @@ func partials(_ events: [RecordedEvent]) throws -> [String] {
         }
     }
 
+    @Test func nonsenseRetryAfterFallsBackToBackoff() async throws {
+        try await withTemporaryDirectory { directory in
+            let provider = try FakeProvider(directory: directory)
+            let (result, _) = try await askGateway(provider.configuration(), user("h script:nonsense-retry-after"),
+                                                   directory: directory)
+            #expect(try result.payload.decode(LLMReply.self).usage.attempts == 2)
+        }
+    }
+
     @Test func retryAfterBeyondTheLimitFailsAtOnce() async throws {
         try await withTemporaryDirectory { directory in
             let provider = try FakeProvider(directory: directory)
@@ -283,6 +292,24 @@ func partials(_ events: [RecordedEvent]) throws -> [String] {
             #expect(results.map { $0.error?.code } == ["invalid_request", "invalid_request"])
             #expect(results.contains { $0.error?.message.contains("missing \"messages\"") == true })
             #expect(provider.requests.isEmpty)
+        }
+    }
+
+    @Test func connectionsAreReusedAcrossRequests() async throws {
+        try await withTemporaryDirectory { directory in
+            let provider = try FakeProvider(directory: directory)
+            let client = HTTPClient()
+            defer { client.shutdown() }
+            let body = Array(#"{"model":"m","messages":[{"role":"user","content":"reuse script:ok"}]}"#.utf8)
+            for _ in 0..<3 {
+                let (head, _) = try await client.send(HTTPRequest(
+                    url: "http://127.0.0.1:\(provider.port)/v1/chat/completions",
+                    headers: [("Content-Type", "application/json")], body: body))
+                #expect(head.status == 200)
+            }
+            // One TCP connection, so one client port, for all three.
+            let ports = Set(provider.requests.compactMap { $0["peer_port"] as? Int })
+            #expect(provider.requests.count == 3 && ports.count == 1)
         }
     }
 

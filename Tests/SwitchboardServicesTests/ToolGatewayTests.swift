@@ -9,13 +9,19 @@ import SwitchboardServices
 
 /// `mcp-server-time` from PyPI, installed by scripts/python-env.sh.
 func timeServer() -> MCPServerConfiguration {
-    let venv = ProcessInfo.processInfo.environment["SWITCHBOARD_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/switchboard/venv"
-    return MCPServerConfiguration(
+    MCPServerConfiguration(
         name: "time",
-        transport: .stdio(command: venv + "/bin/mcp-server-time", arguments: ["--local-timezone", "UTC"],
+        transport: .stdio(command: testVenv + "/bin/mcp-server-time", arguments: ["--local-timezone", "UTC"],
                           environment: nil))
 }
+
+/// The venv of scripts/python-env.sh: mcp-server-time and the official MCP Python SDK.
+let testVenv = ProcessInfo.processInfo.environment["SWITCHBOARD_VENV"]
+    ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/switchboard/venv"
+
+/// An MCP server whose `record` tool answers with the `_meta` it received.
+let metaServerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("Python/meta_mcp_server.py").path
 
 /// Runs `inputs` against `service` on an embedded router and host serving `types`.
 func runTools(_ types: [AgentType], _ service: String, _ inputs: [String], directory: String) async throws
@@ -132,5 +138,57 @@ private let addSchema: JSONValue = [
                                                                               arguments: [], environment: nil))
         let error = await #expect(throws: MCPToolServerError.self) { try await MCPToolServer.connect(missing) }
         #expect(error?.description.contains("cannot start /nonexistent/mcp-server") == true)
+    }
+
+    @Test(arguments: ["stdio", "http"])
+    func mcpCallsCarryTheAskIdAsIdempotencyKey(transport: String) async throws {
+        try await withTemporaryDirectory { directory in
+            var httpServer: ChildProcess?
+            defer { httpServer?.kill() }
+            let configuration: MCPServerConfiguration
+            if transport == "http" {
+                let port = Int.random(in: 41000...48999)
+                httpServer = try ChildProcess(URL(fileURLWithPath: testVenv + "/bin/python"),
+                                              [metaServerScript, "http", String(port)])
+                configuration = MCPServerConfiguration(name: "meta", transport: .http(url: "http://127.0.0.1:\(port)/mcp"),
+                                                       callTimeout: 5000)
+            } else {
+                configuration = MCPServerConfiguration(
+                    name: "meta", transport: .stdio(command: testVenv + "/bin/python", arguments: [metaServerScript],
+                                                    environment: nil))
+            }
+            // The HTTP server needs a moment to listen: connect until it answers.
+            var server: MCPToolServer?
+            for _ in 0..<100 where server == nil {
+                server = try? await MCPToolServer.connect(configuration)
+                if server == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let connected = try #require(server, "\(transport) MCP server did not answer")
+            #expect(connected.serverName == "switchboard-test-tools")
+            let (results, log) = try await runTools(connected.agentTypes, "tool.meta.record", [#"{"note":"n1"}"#],
+                                                    directory: directory)
+            await connected.shutdown()
+            let result = try #require(results.first)
+            let output = try #require(try JSONValue(parsing: result.payload.bytes)["output"])
+            let received = try #require(try log.events(inRun: result.runID).first { $0.type == "request.received" })
+            #expect(output["note"] == "n1")
+            #expect(output["meta"]?["idempotencyKey"]?.stringValue == received.messageID)
+        }
+    }
+
+    @Test func aToolThatDoesNotAnswerTimesOut() async throws {
+        try await withTemporaryDirectory { directory in
+            let server = try await MCPToolServer.connect(MCPServerConfiguration(
+                name: "meta", transport: .stdio(command: testVenv + "/bin/python", arguments: [metaServerScript],
+                                                environment: nil),
+                callTimeout: 1000))
+            let (results, log) = try await runTools(server.agentTypes, "tool.meta.slow", [#"{"seconds":30}"#],
+                                                    directory: directory)
+            await server.shutdown()
+            let error = try #require(results.first?.error)
+            #expect(error.code == "timeout" && error.message == "no answer within 1000 ms")
+            let audit = try decoded(ToolEvent.self, try #require(try log.events().first { $0.type == "tool.executed" }))
+            #expect(audit.outcome == "failed")
+        }
     }
 }

@@ -9,6 +9,7 @@ The last user message picks the behaviour with a word `script:NAME` in it:
   cut           streams two chunks, then drops the connection
   tool          calls the first tool offered           json          answers {"steps": ["a", "b"]}
   unauthorized  401 quoting the API key it was sent
+  nonsense-retry-after  429 with Retry-After: inf and retry-after-ms: nan, then ok
 Attempts are counted per message text, so each test's prompt gets its own script.
 Prints "PORT <n>" once listening; appends each request as a JSON line to --record.
 """
@@ -42,7 +43,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": {"message": "request is not JSON"}})
         if record_path:
             with lock, open(record_path, "a") as out:
-                out.write(json.dumps({"path": self.path, "headers": dict(self.headers), "body": body}) + "\n")
+                out.write(json.dumps({"path": self.path, "headers": dict(self.headers), "body": body,
+                                      "peer_port": self.client_address[1]}) + "\n")
         messages = body.get("messages", [])
         text = ""
         for message in messages:
@@ -58,6 +60,9 @@ class Handler(BaseHTTPRequestHandler):
 
         if script == "429-then-ok" and attempt == 1 or script == "always-429":
             return self.send_json(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+        if script == "nonsense-retry-after" and attempt == 1:
+            return self.send_json(429, {"error": {"message": "slow down"}}, {"Retry-After": "inf",
+                                                                            "retry-after-ms": "nan"})
         if script == "long-retry":
             return self.send_json(429, {"error": {"message": "quota exhausted"}}, {"Retry-After": "3600"})
         if script == "500-then-ok" and attempt == 1 or script == "always-500":
