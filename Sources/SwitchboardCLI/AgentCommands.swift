@@ -36,15 +36,7 @@ struct AgentCommand: AsyncParsableCommand {
             endpoint: router, capacity: capacity, heartbeatInterval: heartbeat))
         print("agents \(names.joined(separator: ", ")) serving at \(router)")
         fflush(nil)
-        await withDiscardingTaskGroup { group in
-            group.addTask { await host.run() }
-            group.addTask {
-                while !stopRequested.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-                await host.shutdown()
-            }
-        }
+        await serve(host)
         print("agent host stopped after \(host.handledCount) messages")
     }
 }

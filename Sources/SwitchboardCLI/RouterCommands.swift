@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import Foundation
+import Switchboard
 import Synchronization
 import SwitchboardLog
 import SwitchboardRouter
@@ -8,6 +9,19 @@ import SwitchboardWire
 
 /// Set by SIGTERM/SIGINT; the serving loops check it every poll interval.
 let stopRequested = Atomic<Bool>(false)
+
+/// Runs `host` until SIGTERM or SIGINT, then drains it.
+func serve(_ host: AgentHost) async {
+    await withDiscardingTaskGroup { group in
+        group.addTask { await host.run() }
+        group.addTask {
+            while !stopRequested.load(ordering: .relaxed) {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            await host.shutdown()
+        }
+    }
+}
 
 func stopOnSignals() {
     for signalNumber in [SIGTERM, SIGINT] {

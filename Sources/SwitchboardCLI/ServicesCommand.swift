@@ -75,15 +75,7 @@ struct ServicesCommand: AsyncParsableCommand {
         }
         print("services \(host.serviceNames.joined(separator: ", ")) serving at \(router)")
         fflush(nil)
-        await withDiscardingTaskGroup { group in
-            group.addTask { await host.run() }
-            group.addTask {
-                while !stopRequested.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-                await host.shutdown()
-            }
-        }
+        await serve(host)
         for server in servers { await server.shutdown() }
         client.shutdown()
         print("services stopped after \(host.handledCount) messages")

@@ -27,6 +27,11 @@ protocol ProviderAPI: Sendable {
     func errorMessage(_ body: [UInt8]) -> String?
 }
 
+extension ProviderAPI {
+    /// Both APIs put it in `error.message`.
+    func errorMessage(_ body: [UInt8]) -> String? { messageOf(body) }
+}
+
 /// Reads one streamed answer event by event.
 protocol ProviderStream {
     /// Takes one server-sent event; returns the text it adds to the answer, if any.
@@ -130,8 +135,6 @@ struct OpenAIChatAPI: ProviderAPI {
     }
 
     func makeStream() -> any ProviderStream { Stream() }
-
-    func errorMessage(_ body: [UInt8]) -> String? { messageOf(body) }
 
     struct Stream: ProviderStream {
         var answer = ProviderAnswer()
@@ -262,8 +265,6 @@ struct AnthropicMessagesAPI: ProviderAPI {
     }
 
     func makeStream() -> any ProviderStream { Stream() }
-
-    func errorMessage(_ body: [UInt8]) -> String? { messageOf(body) }
 
     struct Stream: ProviderStream {
         var answer = ProviderAnswer()
