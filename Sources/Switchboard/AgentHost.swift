@@ -198,8 +198,8 @@ public final class AgentHost: Sendable {
         var current = instance
         let timeHeader = message.headers["time"].flatMap(Int64.init)
         let now = timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now
-        let outcome = await current.instance.handle(message, now: now, session: LiveSession(connection: connection, request: request),
-                                                    logger: logger)
+        let session = LiveSession(connection: connection, request: request)
+        let outcome = await current.instance.handle(message, now: now, session: session, logger: logger)
         var events = outcome.events
         current.version += UInt64(outcome.emitted)
         current.sinceSnapshot += outcome.emitted

@@ -90,7 +90,12 @@ public struct ReplayReport: Sendable {
 /// no network: the log is opened read-only.
 public enum Replayer {
     public static func lock(of runID: String, in log: EventLog) throws -> [LockEntry] {
-        try log.events(inRun: runID).compactMap(LockEntry.init(recorded:))
+        lock(in: try log.events(inRun: runID))
+    }
+
+    /// The lock entries among a run's events, for callers that read them already.
+    public static func lock(in events: [RecordedEvent]) -> [LockEntry] {
+        events.compactMap(LockEntry.init(recorded:))
     }
 
     /// Replays `runID` with the agent types given.

@@ -220,21 +220,22 @@ struct LockShow: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let log = try EventLog.openReadOnly(at: options.data)
-            guard try !log.events(inRun: runID, limit: 1).isEmpty else {
-                throw EventLogError(.notFound, "the log has no run \(runID)")
-            }
-            let entries = try Replayer.lock(of: runID, in: log)
+            let events = try log.events(inRun: runID)
+            guard !events.isEmpty else { throw EventLogError(.notFound, "the log has no run \(runID)") }
+            let entries = Replayer.lock(in: events)
             if entries.isEmpty { print("run \(runID) has no lock entries (no native agent served it)") }
             for entry in entries {
-                print("\(entry.service)  version \(entry.version)  config \(entry.configDigest.isEmpty ? "-" : entry.configDigest)  at \(entry.position)")
+                let digest = entry.configDigest.isEmpty ? "-" : entry.configDigest
+                print("\(entry.service)  version \(entry.version)  config \(digest)  at \(entry.position)")
             }
             // Model settings the LLM gateways recorded: model, sampling parameters, prompt template.
-            for event in try log.events(inRun: runID) where event.type == "llm.locked" {
+            for event in events where event.type == "llm.locked" {
                 guard let lock = try? JSONDecoder().decode(LLMGatewayEvent.self, from: Data(event.payload)).lock else {
                     continue
                 }
                 let parameters = (try? Payload(json: lock.parameters).text) ?? "{}"
-                print("\(lock.service)  model \(lock.model)  parameters \(parameters)  template \(lock.template)  at \(event.position)")
+                print("\(lock.service)  model \(lock.model)  parameters \(parameters)  template \(lock.template)  "
+                      + "at \(event.position)")
             }
         }
     }

@@ -48,7 +48,9 @@ struct ServicesCommand: AsyncParsableCommand {
         }
         for entry in mcp { file.mcp = (file.mcp ?? []) + [try MCPEntry(argument: entry)] }
         let configDirectory = config.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "."
-        let providers = try (file.llm ?? []).map { try $0.configuration(environment: environment, directory: configDirectory) }
+        let providers = try (file.llm ?? []).map {
+            try $0.configuration(environment: environment, directory: configDirectory)
+        }
 
         let client = HTTPClient()
         var types = providers.map { LLMGateway.agentType($0, client: client) }
@@ -99,7 +101,7 @@ struct ServicesFile: Decodable {
         do {
             return try JSONDecoder().decode(ServicesFile.self, from: data)
         } catch {
-            throw ValidationError("--config \(path) is not a valid services file: \(describe(error))")
+            throw ValidationError("--config \(path) is not a valid services file: \(DecodingProblem.describe(error))")
         }
     }
 
@@ -238,19 +240,5 @@ struct MCPEntry: Decodable {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
-    }
-}
-
-private func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, let context):
-        let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-        return "missing \(path)"
-    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-        return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-    case DecodingError.dataCorrupted(let context):
-        return context.debugDescription
-    default:
-        return "\(error)"
     }
 }

@@ -93,7 +93,7 @@ actor LLMGatewayAgent: AgentActor {
             request = try message.payload.decode(LLMRequest.self)
         } catch {
             throw AskError(service: service, code: "invalid_request",
-                           message: "the request is not an LLM request: \(Self.describe(error))")
+                           message: "the request is not an LLM request: \(DecodingProblem.describe(error))")
         }
         guard !request.messages.isEmpty else {
             throw AskError(service: service, code: "invalid_request", message: "the request has no messages")
@@ -101,7 +101,7 @@ actor LLMGatewayAgent: AgentActor {
         let lock = LLMLockEntry(
             service: service, api: configuration.api.rawValue, model: configuration.model,
             parameters: configuration.parameters.overridden(by: request),
-            template: request.template ?? SHA256Digest.of(Array(request.messages[0].content.utf8)).description)
+            template: request.template ?? SHA256Digest.of(request.messages[0].content.utf8).description)
         if !state.locked.contains(LLMGatewayState.key(lock)) {
             try context.emit(LLMGatewayEvent(type: "llm.locked", lock: lock))
         }
@@ -235,10 +235,7 @@ actor LLMGatewayAgent: AgentActor {
             return reader.answer
         }
         do {
-            let value: JSONValue
-            do {
-                value = try JSONValue(parsing: body)
-            } catch {
+            guard let value = try? JSONValue(parsing: body) else {
                 throw ProviderFault(status: 0, message: "the provider sent malformed JSON (\(body.count) bytes)")
             }
             return try api.decode(value)
@@ -284,14 +281,5 @@ actor LLMGatewayAgent: AgentActor {
 
     private static func join(_ base: String, _ path: String) -> String {
         base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.keyNotFound(let key, _) = error { return "missing \"\(key.stringValue)\"" }
-        if case DecodingError.typeMismatch(_, let context) = error {
-            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-        }
-        if case DecodingError.dataCorrupted = error { return "not valid JSON" }
-        return "\(error)"
     }
 }

@@ -151,6 +151,6 @@ public struct LLMGatewayConfiguration: Sendable {
         let defaults = (try? Payload(json: parameters).text) ?? ""
         let identity = [api.rawValue, baseURL, model, defaults, schemaForm.rawValue].joined(separator: "\n")
         return AgentDescriptor(name: serviceName, version: LLMGateway.version,
-                               configDigest: SHA256Digest.of(Array(identity.utf8)).description)
+                               configDigest: SHA256Digest.of(identity.utf8).description)
     }
 }

@@ -143,7 +143,7 @@ public final class MCPToolServer: Sendable {
             let service = "tool.\(configuration.name).\(tool.name)"
             let identity = tool.description + "\n" + tool.inputSchema.text
             let descriptor = AgentDescriptor(name: service, version: "mcp:\(serverName)@\(serverVersion)",
-                                             configDigest: SHA256Digest.of(Array(identity.utf8)).description)
+                                             configDigest: SHA256Digest.of(identity.utf8).description)
             let schema = JSONSchema(tool.inputSchema)
             return AgentType(descriptor: descriptor) { _ in
                 ToolAgent(service: service, schema: schema, compensation: nil) { call in

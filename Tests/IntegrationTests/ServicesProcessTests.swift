@@ -14,14 +14,12 @@ import TestSupport
             let portLine = try #require(provider.waitForLine { $0.hasPrefix("PORT ") })
             let base = "http://127.0.0.1:\(portLine.dropFirst(5))/v1"
             try fileKey.write(toFile: directory + "/key.txt", atomically: true, encoding: .utf8)
-            let venv = ProcessInfo.processInfo.environment["SWITCHBOARD_VENV"]
-                ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/switchboard/venv"
             let config = """
                 {"llm": [{"name": "fake", "baseURL": "\(base)", "model": "m1", "apiKeyFile": "key.txt",
                           "retry": {"attempts": 2, "initialDelayMs": 10}},
                          {"name": "other", "api": "anthropic", "baseURL": "\(base)", "model": "m2",
                           "apiKeyEnv": "TEST_PROVIDER_KEY"}],
-                 "mcp": [{"name": "time", "command": ["\(venv)/bin/mcp-server-time"]}]}
+                 "mcp": [{"name": "time", "command": ["\(testVenv)/bin/mcp-server-time"]}]}
                 """
             try config.write(toFile: directory + "/services.json", atomically: true, encoding: .utf8)
 
@@ -61,10 +59,7 @@ import TestSupport
                            router.process.standardError, lock.output] + [answered, refused, also, retried, time].flatMap { [$0.output, $0.error] }
             for key in [fileKey, envKey] {
                 #expect(!outputs.contains { $0.contains(key) }, "a process printed \(key)")
-                for file in try FileManager.default.contentsOfDirectory(atPath: data) {
-                    let bytes = try Data(contentsOf: URL(fileURLWithPath: data + "/" + file))
-                    #expect(bytes.range(of: Data(key.utf8)) == nil, "\(file) holds \(key)")
-                }
+                #expect(try files(in: data, containing: key) == [], "these files hold \(key)")
             }
             // Debug logging was on and reported the retry, and the keys still stayed out of it.
             #expect(services.standardError.contains("llm attempt failed; retrying"))

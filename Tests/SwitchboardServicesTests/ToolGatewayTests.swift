@@ -15,10 +15,6 @@ func timeServer() -> MCPServerConfiguration {
                           environment: nil))
 }
 
-/// The venv of scripts/python-env.sh: mcp-server-time and the official MCP Python SDK.
-let testVenv = ProcessInfo.processInfo.environment["SWITCHBOARD_VENV"]
-    ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/switchboard/venv"
-
 /// An MCP server whose `record` tool answers with the `_meta` it received.
 let metaServerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("Python/meta_mcp_server.py").path

@@ -59,3 +59,14 @@ public func jsonEvent(_ type: String, run runID: String = "run-1", stream stream
                _ json: String = "{}") -> NewEvent {
     NewEvent(type: type, runID: runID, streamID: streamID, json: json)
 }
+
+/// The venv of scripts/python-env.sh: pyzmq, mcp-server-time and the official MCP Python SDK.
+public let testVenv = ProcessInfo.processInfo.environment["SWITCHBOARD_VENV"]
+    ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/switchboard/venv"
+
+/// The names of the files directly in `directory` whose bytes contain `text`.
+public func files(in directory: String, containing text: String) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: directory).filter { file in
+        try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file)).range(of: Data(text.utf8)) != nil
+    }
+}
