@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SwitchboardRouter", targets: ["SwitchboardRouter"]),
         .library(name: "Switchboard", targets: ["Switchboard"]),
         .library(name: "SwitchboardServices", targets: ["SwitchboardServices"]),
+        .library(name: "SwitchboardWorkflows", targets: ["SwitchboardWorkflows"]),
         .library(name: "SwitchboardHTTP", targets: ["SwitchboardHTTP"]),
     ],
     dependencies: [
@@ -62,6 +63,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchboardWorkflows",
+            dependencies: ["Switchboard", "SwitchboardServices", "SwitchboardRouter", "SwitchboardLog"],
+            // A run's walk stays on its workflow actor: async helpers run where they are called.
+            swiftSettings: swiftSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        .target(
             name: "SwitchboardHTTP",
             dependencies: ["Switchboard", "SwitchboardLog"],
             swiftSettings: swiftSettings
@@ -74,6 +81,7 @@ let package = Package(
                 "SwitchboardRouter",
                 "SwitchboardWire",
                 "SwitchboardServices",
+                "SwitchboardWorkflows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

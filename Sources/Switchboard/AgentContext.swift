@@ -101,6 +101,29 @@ public final class AgentContext<A: AgentActor> {
         }
     }
 
+    /// Asks several services at once and returns each reply or error, in the order given; ids are
+    /// taken in that order, like ``askAll(_:)``.
+    nonisolated(nonsending) public func askAllSettled(_ asks: [(service: String, payload: Payload)]) async
+        -> [Result<Payload, any Error>]
+    {
+        let outgoing = asks.map { makeAsk($0.service, $0.payload, key: nil) }
+        let session = self.session
+        return await withTaskGroup(of: (Int, Result<Payload, any Error>).self) { group in
+            for (index, ask) in outgoing.enumerated() {
+                group.addTask {
+                    do {
+                        return (index, .success(try await session.ask(ask, onPartial: nil).payload))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var results = [Result<Payload, any Error>](repeating: .failure(CancellationError()), count: outgoing.count)
+            for await (index, result) in group { results[index] = result }
+            return results
+        }
+    }
+
     /// Sends `payload` to the asker at once as a partial reply; the final reply is what the handler
     /// returns. Partial replies are logged, and a replay does not compare them.
     public func partial(_ payload: Payload) {

@@ -4,7 +4,9 @@ import Foundation
 import Switchboard
 import SwitchboardLog
 import SwitchboardServices
+import SwitchboardRouter
 import SwitchboardWire
+import SwitchboardWorkflows
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,23 +16,22 @@ struct AgentCommand: AsyncParsableCommand {
             Each agent type registers with the router under its name, with its version and config digest
             (recorded in the lock of every run it serves). Reconnects after a router restart. On SIGTERM or
             SIGINT it stops taking messages, finishes the ones under way, and leaves the router.
-            Built-in agents: \(BuiltinAgents.all.map(\.descriptor.name).joined(separator: ", ")).
+            Built-in agents: \(BuiltinAgents.all.map(\.descriptor.name).joined(separator: ", ")); the workflow
+            engine `workflow`; the demo's planner, critic, executor, tool.notes.write, tool.notes.delete and
+            llm.scripted (scripted model answers).
             """)
     @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String
     @Option(help: "Comma-separated agent names.") var agents: String
     @Option(help: "Messages each agent type takes at once.") var capacity: Int = 256
     @Option(help: "Heartbeat interval towards the router, in milliseconds.") var heartbeat: Int = 2500
+    @Option(help: "The LLM service the planner and critic ask.") var llm: String = "llm.local"
+    @Option(help: "Where notes.write keeps notes.") var notes: String = defaultDataDirectory + "/notes"
 
     func run() async throws {
         let names = agents.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty else { throw ValidationError("--agents names at least one agent") }
         guard heartbeat >= 10 else { throw ValidationError("--heartbeat must be at least 10 ms") }
-        let types: [AgentType]
-        do {
-            types = try BuiltinAgents.named(names)
-        } catch let error as AskError {
-            throw ValidationError(error.message)
-        }
+        let types = try hostedTypes(names, llm: llm, notes: notes)
         stopOnSignals()
         let host = try AgentHost(types: types, configuration: AgentHostConfiguration(
             endpoint: router, capacity: capacity, heartbeatInterval: heartbeat))
@@ -44,14 +45,30 @@ struct AgentCommand: AsyncParsableCommand {
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Start a run: send INPUT to agent NAME, print the run id and its events, exit with its result.",
+        abstract: "Start a run (the default), or pause, resume or cancel one.",
+        subcommands: [RunStart.self, RunPause.self, RunResume.self, RunCancel.self],
+        defaultSubcommand: RunStart.self)
+}
+
+struct RunStart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Start a run: send INPUT to agent NAME or run workflow NAME, print its events, exit with its result.",
         discussion: """
+            NAME is an agent (service) such as pipeline, a workflow file (JSON, see docs/workflows.md), or the
+            built-in workflow plan-critic-execute. A workflow is started on the `workflow` agent with its
+            definition in the first message. Without --router it runs embedded: router, agents and services
+            in this process, the log in --data (default ./.switchboard).
             Prints `run <id>`, then each committed event of the run as `<position> <type> <data>`, then
             `result: <reply>`. Exits 0 when the reply is a result, 1 when it is an error.
             """)
-    @Argument(help: "The agent (service) that handles the run's first message, e.g. pipeline.") var name: String
-    @Option(help: "The first message, as JSON.") var input: String = "{}"
-    @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String
+    @Argument(help: "An agent (e.g. pipeline), a workflow file, or plan-critic-execute.") var name: String
+    @Option(help: "The first message (for a workflow: its input), as JSON.") var input: String = "{}"
+    @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555; embedded mode without it.") var router: String?
+    @Option(help: "Embedded mode: the log's data directory.") var data: String = defaultDataDirectory
+    @Option(help: "Embedded mode: auto, local or scripted.") var model: EmbeddedSystem.Model = .auto
+    @Option(help: "Embedded mode: a policy file (JSON).") var policy: String?
+    @Flag(help: "Approve every approval request of the run at once.") var yes = false
     @Option(help: "The instance key (default: the run id).") var key: String?
     @Option(help: "Give up after this many seconds.") var timeout: Int = 60
     @Flag(help: "Print only the run id and the result.") var quiet = false
@@ -59,45 +76,67 @@ struct RunCommand: ParsableCommand {
     var count: Int = 1
     @Option(help: "With --count: runs in flight at once.") var concurrency: Int = 100
 
-    func run() throws {
+    var isWorkflow: Bool { name == PlanCriticExecute.definition.name || name.hasSuffix(".json") || name.contains("/") }
+
+    func run() async throws {
         guard (try? JSONSerialization.jsonObject(with: Data(input.utf8), options: [.fragmentsAllowed])) != nil else {
             throw ValidationError("--input is not valid JSON: \(input)")
         }
         guard count >= 1, concurrency >= 1 else { throw ValidationError("--count and --concurrency must be at least 1") }
-        if count > 1 { return try load() }
-        try reportingErrors {
-            let client = try RunClient(context: try ZMQContext(), endpoint: router)
-            let runID = try client.start(name, input: Payload(text: input), key: key)
-            print("run \(runID)")
-            fflush(nil)
-            var next: UInt64 = 1
-            let deadline = Date().addingTimeInterval(TimeInterval(timeout))
-            func printEvents() throws {
-                guard !quiet else { return }
-                let (events, after) = try client.events(of: runID, from: next)
-                next = after
-                for (position, json) in events { print(Self.line(position, json)) }
-                fflush(nil)
-            }
-            while Date() < deadline {
-                if let result = try client.nextResult(timeout: 100) {
-                    try printEvents()
-                    if let error = result.error {
-                        print("error: \(error.code): \(error.message)")
-                        throw ExitCode.failure
-                    }
-                    print("result: \(result.payload.text)")
-                    return
-                }
-                try printEvents()
-            }
-            FileHandle.standardError.write(Data("error: run \(runID) gave no result within \(timeout) s\n".utf8))
+        var service = name
+        var payload = Payload(text: input)
+        if isWorkflow {
+            let definition = try loadWorkflow(name)
+            let value = (try? JSONValue(parsing: Array(input.utf8))) ?? .object([:])
+            payload = try WorkflowEngine.startMessage(definition, input: value)
+            service = WorkflowEngine.descriptor.name
+        }
+        guard let router else { return try await embedded(service: service, payload: payload) }
+        if count > 1 { return try load(router: router) }
+        let approvals: ApprovalMode = yes ? .approveAll : .wait
+        let (_, result) = try reportingErrors {
+            try followRun(router: router, context: try ZMQContext(), service: service, input: payload, services: [],
+                          approvals: approvals, quiet: quiet, timeout: timeout)
+        }
+        try report(result)
+    }
+
+    private func report(_ result: RunClient.Result) throws {
+        if let error = result.error {
+            print("error: \(error.code): \(error.message)")
             throw ExitCode.failure
         }
+        print("result: \(result.payload.text)")
+    }
+
+    private func embedded(service: String, payload: Payload) async throws {
+        let policy = try self.policy.map { path in
+            do { return try Policy.load(path: path) } catch let error as PolicyError { throw ValidationError(error.message) }
+        }
+        let system = try await EmbeddedSystem.start(data: data, model: model, policy: policy, notes: data + "/notes")
+        let outcome = try await withThrowingTaskGroup(of: (String, RunClient.Result)?.self,
+                                                      returning: (String, RunClient.Result).self) { group in
+            group.addTask {
+                await system.host.run()
+                return nil
+            }
+            let router = system.router
+            let services = system.host.serviceNames.filter { $0 == service }
+            let (approvals, quiet, timeout): (ApprovalMode, Bool, Int) = (yes ? .approveAll : .ask, self.quiet, self.timeout)
+            let outcome = try await onOwnThread {
+                try followRun(router: router.endpoint, context: router.context, service: service, input: payload,
+                              services: services, approvals: approvals, quiet: quiet, timeout: timeout)
+            }
+            await system.host.shutdown()
+            for try await _ in group {}
+            return outcome
+        }
+        try await system.stop()
+        try report(outcome.1)
     }
 
     /// Starts `count` runs, `concurrency` at a time, and prints runs/s and latency.
-    private func load() throws {
+    private func load(router: String) throws {
         try reportingErrors {
             let client = try RunClient(context: try ZMQContext(), endpoint: router)
             guard try client.waitForService(name, timeout: timeout * 1000) else {
@@ -165,7 +204,8 @@ struct ReplayCommand: AsyncParsableCommand {
             and every ask (service, payload hash, order), emitted event and reply is compared with the log.
             Exit 0: identical. Exit 1: divergent, with the first divergent position, expected and actual.
             Exit 2: an agent's version or config digest differs from the run's lock (see `lock show`),
-            unless --allow-drift. Replays the built-in agents.
+            unless --allow-drift. Re-executes the built-in agents, the workflow engine and the demo's planner,
+            critic and executor; tools and LLM gateways are not called again, their recorded replies are used.
             """)
     @Argument(help: "The run id.") var runID: String
     @OptionGroup var options: DataOption
@@ -175,7 +215,9 @@ struct ReplayCommand: AsyncParsableCommand {
         let log = try reportingErrors { try EventLog.openReadOnly(at: options.data) }
         let report: ReplayReport
         do {
-            report = try await Replayer.replay(run: runID, log: log, types: BuiltinAgents.all, allowDrift: allowDrift)
+            let events = try log.events(inRun: runID)
+            report = try await Replayer.replay(run: runID, log: log, types: replayTypes(for: events),
+                                               allowDrift: allowDrift)
         } catch let error as EventLogError {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             throw ExitCode.failure

@@ -43,8 +43,13 @@ struct RouterCommand: ParsableCommand {
     @Option(help: "Endpoint of the event bus (XPUB).") var events: String?
     @Option(help: "fsync, buffered or none.") var durability: String = "fsync"
     @Option(help: "Heartbeat interval towards workers, in milliseconds.") var heartbeat: Int = 2500
+    @Option(help: "A policy file (JSON, docs/policy.md): every request is decided ALLOW, DENY or REQUEST_APPROVAL.")
+    var policy: String?
 
     func run() throws {
+        let policy = try self.policy.map { path in
+            do { return try Policy.load(path: path) } catch let error as PolicyError { throw ValidationError(error.message) }
+        }
         guard let durability = Durability(rawValue: durability) else {
             throw ValidationError("--durability must be fsync, buffered or none")
         }
@@ -54,7 +59,8 @@ struct RouterCommand: ParsableCommand {
             let log = try EventLog.open(
                 at: options.data, configuration: .init(durability: durability, projections: Router.projections))
             let router = Router(
-                configuration: RouterConfiguration(endpoint: bind, eventsEndpoint: events, heartbeatInterval: heartbeat),
+                configuration: RouterConfiguration(endpoint: bind, eventsEndpoint: events, heartbeatInterval: heartbeat,
+                                                   policy: policy),
                 log: log, context: try ZMQContext())
             try router.run(until: { stopRequested.load(ordering: .relaxed) }) { endpoint, events in
                 print("router listening on \(endpoint)" + (events.map { ", events on \($0)" } ?? ""))

@@ -12,7 +12,8 @@ struct SwitchboardCommand: AsyncParsableCommand {
         discussion: "Every message and state transition is committed to an append-only event log in LMDB.",
         subcommands: [
             LogCommand.self, RouterCommand.self, AgentCommand.self, RunCommand.self, ReplayCommand.self,
-            LockCommand.self, TailCommand.self, ServicesCommand.self,
+            LockCommand.self, TailCommand.self, ServicesCommand.self, DemoCommand.self, RunsCommand.self,
+            ShowCommand.self, ApprovalsCommand.self, ApproveCommand.self, RejectCommand.self, WorkflowCommand.self,
         ]
     )
 }

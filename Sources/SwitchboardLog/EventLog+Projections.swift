@@ -89,6 +89,16 @@ extension EventLog {
         }
     }
 
+    /// The value a projection keeps under `key`, or nil.
+    public func projectionValue(named name: String, key: [UInt8]) throws -> [UInt8]? {
+        guard let database = projections.first(where: { $0.projection.name == name })?.database else {
+            throw EventLogError(.notFound, "no projection named \(name)")
+        }
+        return try EventLogError.mapping {
+            try environment.read { txn in try txn.get(database, key: key) }
+        }
+    }
+
     /// The status of `runID` from the run-status projection: one lookup, whatever the log's size.
     public func runStatus(_ runID: String) throws -> RunStatus? {
         guard let database = projections.first(where: { $0.projection.name == RunStatusProjection.name })?.database

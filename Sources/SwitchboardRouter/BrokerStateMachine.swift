@@ -107,6 +107,8 @@ struct BrokerStateMachine {
     private(set) var committedBatch: UInt64 = 0
     private(set) var invalidMessages = 0
     private(set) var duplicateReplies = 0
+    /// Approvals, timers, paused and cancelled runs, the policy and what it counts.
+    var control = ControlState()
 
     init(configuration: RouterConfiguration, idPrefix: String) {
         self.configuration = configuration
@@ -168,6 +170,7 @@ struct BrokerStateMachine {
         for name in services.keys {
             expireRequests(of: name, now: now, into: &output)
         }
+        fireTimers(now: now, into: &output)
         dispatchAll(now: now, into: &output)
     }
 
@@ -199,17 +202,17 @@ struct BrokerStateMachine {
         case failed(code: String, message: String)
     }
 
-    /// Queues a request recovered from the log after a restart (attempt already raised).
-    mutating func enqueueRecovered(_ request: Request) {
+    /// Takes back a request recovered from the log after a restart (attempt already raised):
+    /// queued, or parked again where it waited for a human, a timer or a resume.
+    mutating func enqueueRecovered(_ request: Request, now: Now, into output: inout Output) {
         var request = request
         request.arrival = nextArrival()
-        services[request.service, default: Service()].queue.append(request)
-        if request.native { openNative.insert(request.messageID) }
+        admitRecovered(request, now: now, into: &output)
     }
 
     /// Milliseconds until the next timer is due, for the poll timeout.
-    func nextDeadline(now: Int64) -> Int64 {
-        max(0, min(nextHeartbeat - now, Int64(configuration.heartbeatInterval)))
+    func nextDeadline(now: Now) -> Int64 {
+        max(0, min(nextHeartbeat - now.milliseconds, Int64(configuration.heartbeatInterval), nextTimer(now: now)))
     }
 
     // MARK: - Clients
@@ -217,6 +220,9 @@ struct BrokerStateMachine {
     private mutating func clientRequest(
         _ client: [UInt8], service: String, body: [[UInt8]], framing: MDPFraming, now: Now, into output: inout Output
     ) {
+        if service == ControlServices.control {
+            return controlRequest(client, body: body, framing: framing, now: now, into: &output)
+        }
         var body = body
         var causationID = ""
         var emitted: [EmittedEvent] = []
@@ -272,7 +278,7 @@ struct BrokerStateMachine {
             receivedAt: now.milliseconds, expiresAt: expiresAt, receivedWall: now.wall, arrival: nextArrival(),
             batch: batch)
         for event in emitted {
-            output.events.append(RouterEvents.emitted(event, runID: runID, now: now.wall))
+            logEmitted(event, runID: runID, now: now, into: &output)
         }
         output.events.append(RouterEvents.requestReceived(request, now: now.wall))
         if tooLarge {
@@ -284,13 +290,18 @@ struct BrokerStateMachine {
         if service.hasPrefix("mmi.") {
             return answerMMI(request, now: now, into: &output)
         }
-        if services[service, default: Service()].queued >= configuration.maximumQueueLength {
+        admit(request, now: now, into: &output, evaluatePolicy: true)
+    }
+
+    /// Queues a request for its service's workers.
+    mutating func enqueue(_ request: Request, now: Now, into output: inout Output) {
+        if services[request.service, default: Service()].queued >= configuration.maximumQueueLength {
             return fail(request, code: "queue_full",
-                        message: "service \(service) has \(configuration.maximumQueueLength) requests waiting",
+                        message: "service \(request.service) has \(configuration.maximumQueueLength) requests waiting",
                         now: now, into: &output)
         }
-        services[service, default: Service()].queue.append(request)
-        if native { openNative.insert(messageID) }
+        services[request.service, default: Service()].queue.append(request)
+        if request.native { openNative.insert(request.messageID) }
     }
 
     /// A request already queued or in flight under `messageID` gets the new client address.
@@ -386,7 +397,7 @@ struct BrokerStateMachine {
             (body, emitted) = carried
         }
         for event in emitted {
-            output.events.append(RouterEvents.emitted(event, runID: request.runID, now: now.wall))
+            logEmitted(event, runID: request.runID, now: now, into: &output)
         }
         let size = body.reduce(0) { $0 + $1.count }
         if size > configuration.maximumBodySize || body.count > configuration.maximumFrames {
@@ -526,7 +537,7 @@ struct BrokerStateMachine {
         }
     }
 
-    private mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
+    mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
         if request.native { openNative.remove(request.messageID) }
         output.events.append(RouterEvents.reply(request, body: body, final: true, now: now.wall))
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
@@ -536,7 +547,7 @@ struct BrokerStateMachine {
     }
 
     /// A native client correlates replies by message id: give it an envelope when the worker did not.
-    private func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
+    func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
         if !request.native {
             // A plain MDP client gets a plain body, whoever answered.
             return body.first.map(Envelope.isEnvelope) == true ? Array(body.dropFirst()) : body
@@ -548,7 +559,7 @@ struct BrokerStateMachine {
         return [envelope] + body
     }
 
-    private mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
+    mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
         if request.native { openNative.remove(request.messageID) }
         reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,

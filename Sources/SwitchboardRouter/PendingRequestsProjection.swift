@@ -46,5 +46,5 @@ public struct PendingRequestsProjection: Projection {
 
 extension Router {
     /// The projections a router's log must be opened with.
-    public static let projections: [any Projection] = [PendingRequestsProjection()]
+    public static let projections: [any Projection] = [PendingRequestsProjection(), ApprovalsProjection(), UsageProjection()]
 }

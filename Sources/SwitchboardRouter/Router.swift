@@ -71,12 +71,13 @@ public final class Router: Sendable {
         for (request, outcome) in recovered.answered {
             machine.rememberRecovered(request, outcome: outcome)
         }
+        try machine.loadControlState(from: log, policy: configuration.policy)
         for var request in recovered.pending {
             request.attempt += 1
             request.receivedAt = now.milliseconds
             request.expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
             output.events.append(RouterEvents.redelivered(request, reason: "router restart", now: now.wall))
-            machine.enqueueRecovered(request)
+            machine.enqueueRecovered(request, now: now, into: &output)
         }
         // The first batch (start and recovery) is committed before anything is served.
         let first = output.events.isEmpty ? [] : try log.append(output.events).events
@@ -123,7 +124,7 @@ public final class Router: Sendable {
         // State reads wait for the commit of everything received before them.
         var stateReads: [(batch: UInt64, identity: [UInt8], frames: [[UInt8]])] = []
         while !stopping.load(ordering: .relaxed) && !shouldStop() {
-            let timeout = Int(min(machine.nextDeadline(now: clock.now().milliseconds), 100))
+            let timeout = Int(min(machine.nextDeadline(now: clock.now()), 100))
             // With too many batches awaiting their commit, stop reading: peers queue in ZeroMQ meanwhile.
             let reading = pending.count - pendingStart < Self.maximumBatchesInFlight
             let sockets = [notify] + (reading ? [socket] : []) + (publisher.map { [$0] } ?? [])

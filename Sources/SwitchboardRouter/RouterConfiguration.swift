@@ -23,6 +23,8 @@ public struct RouterConfiguration: Sendable {
     public var maximumFrames: Int
     /// Messages read from the socket per poll cycle at most: one log commit covers them all.
     public var maximumBatch: Int
+    /// The policy gate; nil lets every request through without a decision event.
+    public var policy: Policy?
 
     public init(
         endpoint: String,
@@ -34,8 +36,10 @@ public struct RouterConfiguration: Sendable {
         maximumQueueLength: Int = 10_000,
         maximumBodySize: Int = 4 << 20,
         maximumFrames: Int = 1024,
-        maximumBatch: Int = 512
+        maximumBatch: Int = 512,
+        policy: Policy? = nil
     ) {
+        self.policy = policy
         self.endpoint = endpoint
         self.eventsEndpoint = eventsEndpoint
         self.heartbeatInterval = heartbeatInterval

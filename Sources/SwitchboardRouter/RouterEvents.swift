@@ -109,7 +109,7 @@ enum RouterEvents {
         return Array(json.text.utf8)
     }
 
-    private static func event(_ type: String, _ runID: String, messageID: String, causation: String,
+    static func event(_ type: String, _ runID: String, messageID: String, causation: String,
                               _ json: JSONObject, _ now: Timestamp) -> NewEvent {
         NewEvent(type: type, runID: runID, messageID: messageID, causationID: causation, timestamp: now,
                  payload: Array(json.text.utf8), payloadEncoding: .json)
@@ -166,6 +166,17 @@ struct JSONObject {
     mutating func number(_ name: String, _ value: Int) {
         key(name)
         text += String(value) + "}"
+    }
+
+    /// Adds `json`, which must be valid JSON text, as it is.
+    mutating func raw(_ name: String, _ json: String) {
+        key(name)
+        text += json + "}"
+    }
+
+    mutating func bool(_ name: String, _ value: Bool) {
+        key(name)
+        text += (value ? "true" : "false") + "}"
     }
 
     mutating func frames(_ name: String, _ frames: [[UInt8]]) {
