@@ -127,6 +127,14 @@ let package = Package(
             exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "SwitchboardWorkflowsTests",
+            dependencies: [
+                "SwitchboardWorkflows", "SwitchboardServices", "Switchboard", "SwitchboardRouter", "SwitchboardLog",
+                "SwitchboardWire", "TestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Tests that start real processes: the CLI and the LogAppender helper.
         .testTarget(
             name: "IntegrationTests",

@@ -186,6 +186,8 @@ struct RunHistory: Sendable {
     private(set) var asksByCause: [String: [Int]] = [:]
     private(set) var outcomes: [String: Outcome] = [:]
     private(set) var partials: [String: [[UInt8]]] = [:]
+    /// Asks whose final reply carries an error status.
+    private(set) var errorReplies: Set<String> = []
     private(set) var emitted: [String: [Emitted]] = [:]
     private(set) var lock: [LockEntry] = []
 
@@ -212,7 +214,13 @@ struct RunHistory: Sendable {
             case "reply.final":
                 guard let json = FlatJSON(event.payload) else { continue }
                 var frames = json.arrays["body"] ?? []
-                if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
+                if let first = frames.first, Envelope.isEnvelope(first) {
+                    // An agent's error reply: its ask threw, and must throw again when replayed.
+                    if (try? Envelope(decoding: first))?.headers["status"] == "error" {
+                        errorReplies.insert(event.causationID)
+                    }
+                    frames.removeFirst()
+                }
                 outcomes[event.causationID] = .reply(position: event.position, frames: frames)
             case "reply.partial":
                 guard let json = FlatJSON(event.payload) else { continue }
@@ -299,6 +307,11 @@ final class ReplaySession: AgentSession, Sendable {
         switch history.outcomes[ask.messageID] {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
+            if history.errorReplies.contains(ask.messageID),
+               let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
+                                    frames: frames) {
+                throw error
+            }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
                             partials: (history.partials[ask.messageID] ?? []).map(Payload.init(bytes:)))
         case .failed(_, let code, let message)?:

@@ -144,6 +144,12 @@ public struct UsageTotals: Sendable, Hashable {
             var promptTokens: Int?
             var completionTokens: Int?
             var costUSD: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case promptTokens = "prompt_tokens"
+                case completionTokens = "completion_tokens"
+                case costUSD = "cost_usd"
+            }
         }
 
         var usage: Usage?
