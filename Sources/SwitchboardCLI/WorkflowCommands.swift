@@ -146,7 +146,7 @@ struct ApprovalsList: ParsableCommand {
             }
         } else {
             let records = try reportingErrors {
-                try ApprovalsProjection.records(in: try EventLog.openReadOnly(at: data ?? defaultDataDirectory))
+                try ApprovalsProjection.records(in: try EventLog.openReadOnly(at: data ?? defaultDataDirectory, projections: Router.projections))
             }
             for record in records where all || record.status == "pending" {
                 lines.append(Self.line(record.id, record.runID, record.kind, record.agent, record.service,
@@ -258,7 +258,7 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let log = try EventLog.openReadOnly(at: data)
+            let log = try EventLog.openReadOnly(at: data, projections: Router.projections)
             guard let status = try log.runStatus(runID) else {
                 throw EventLogError(.notFound, "the log in \(data) has no run \(runID)")
             }

@@ -56,11 +56,12 @@ public final class EventLog: Sendable {
 
     /// Opens an existing log for reading only; it may be written by another process meanwhile.
     /// - Throws: ``EventLogError`` — `.notFound` when there is no log in `path`.
-    public static func openReadOnly(at path: String) throws -> EventLog {
+    /// - Parameter projections: projections beyond run-status to read (they must have been kept by the writer).
+    public static func openReadOnly(at path: String, projections: [any Projection] = []) throws -> EventLog {
         guard fileSize(path + "/data.mdb") != nil else {
             throw EventLogError(.notFound, "no event log in \(path) (no data.mdb)")
         }
-        return try EventLog(path: path, readOnly: true, configuration: .init())
+        return try EventLog(path: path, readOnly: true, configuration: .init(projections: projections))
     }
 
     private init(path: String, readOnly: Bool, configuration: EventLogConfiguration) throws {
