@@ -78,6 +78,13 @@ struct RunControlOptions: ParsableArguments {
     @Argument(help: "The run id.") var runID: String
     @Option(help: "The router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String
     @Option(help: "Why (recorded in the event).") var reason: String?
+
+    func send(_ op: String, done: String) throws {
+        var command: [String: Any] = ["op": op, "run": runID]
+        command["reason"] = reason
+        _ = try control(router, command)
+        print("\(done) \(runID)")
+    }
 }
 
 struct RunPause: ParsableCommand {
@@ -88,10 +95,7 @@ struct RunPause: ParsableCommand {
     @OptionGroup var options: RunControlOptions
 
     func run() throws {
-        var command: [String: Any] = ["op": "pause", "run": options.runID]
-        command["reason"] = options.reason
-        _ = try control(options.router, command)
-        print("paused \(options.runID)")
+        try options.send("pause", done: "paused")
     }
 }
 
@@ -101,10 +105,7 @@ struct RunResume: ParsableCommand {
     @OptionGroup var options: RunControlOptions
 
     func run() throws {
-        var command: [String: Any] = ["op": "resume", "run": options.runID]
-        command["reason"] = options.reason
-        _ = try control(options.router, command)
-        print("resumed \(options.runID)")
+        try options.send("resume", done: "resumed")
     }
 }
 
@@ -115,10 +116,7 @@ struct RunCancel: ParsableCommand {
     @OptionGroup var options: RunControlOptions
 
     func run() throws {
-        var command: [String: Any] = ["op": "cancel", "run": options.runID]
-        command["reason"] = options.reason
-        _ = try control(options.router, command)
-        print("cancelled \(options.runID)")
+        try options.send("cancel", done: "cancelled")
     }
 }
 

@@ -196,19 +196,7 @@ public struct UsageTotals: Sendable, Hashable {
 
     /// The UTC day of `timestamp`, `yyyy-mm-dd`.
     public static func day(_ timestamp: Timestamp) -> String {
-        let days = Int64((Double(timestamp.nanosecondsSinceEpoch) / 86_400e9).rounded(.down))
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(year)-\(two(month))-\(two(day))"
+        String(timestamp.description.prefix(10))
     }
 
     /// The usage of `runID` from the log's projection.

@@ -6,7 +6,12 @@ import TestSupport
 /// `switchboard demo` as a newcomer runs it, then `replay`, `runs`, `show`, `approvals list` and
 /// `workflow render` on what it left.
 @Suite(.serialized) struct DemoProcessTests {
-    func demo(model: String) throws {
+    /// Blocks on child processes: run it on a thread of its own, never on the test pool.
+    func demo(model: String) async throws {
+        try await onThread { try Self.demoBlocking(model: model) }
+    }
+
+    static func demoBlocking(model: String) throws {
         try withTemporaryDirectory { directory in
             let data = directory + "/data"
             let demo = try runProduct("switchboard", ["demo", "--model", model, "--yes", "--data", data])
@@ -37,12 +42,12 @@ import TestSupport
         }
     }
 
-    @Test func scriptedDemoRunsAndReplaysIdentical() throws {
-        try demo(model: "scripted")
+    @Test func scriptedDemoRunsAndReplaysIdentical() async throws {
+        try await demo(model: "scripted")
     }
 
     /// The real local model of scripts/local-llm.sh, which scripts/test.sh starts.
-    @Test func localModelDemoRunsAndReplaysIdentical() throws {
+    @Test func localModelDemoRunsAndReplaysIdentical() async throws {
         let port = ProcessInfo.processInfo.environment["SWITCHBOARD_LLM_PORT"] ?? "8077"
         let probe = try runProduct("switchboard", ["demo", "--help"])
         #expect(probe.status == 0 && probe.output.contains("--model"))
@@ -50,7 +55,7 @@ import TestSupport
         let listening = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8))?
             .contains(String(format: ":%04X ", Int(port) ?? 8077)) ?? false
         try #require(listening, "no local model on port \(port): run scripts/local-llm.sh setup && start")
-        try demo(model: "local")
+        try await demo(model: "local")
     }
 
     @Test func workflowRenderAndBadFiles() throws {

@@ -342,30 +342,30 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
     }
 
     /// Runs a router on `directory` while `body` runs, then stops it and closes its log.
-    static func firstRouter(_ directory: String, _ endpoint: String, _ body: (EventLog) async throws -> String)
-        async throws -> String
+    /// `body` blocks (sockets, polling): it runs on a thread of its own, never on the test pool.
+    static func firstRouter(_ directory: String, _ endpoint: String,
+                            _ body: @escaping @Sendable (EventLog) throws -> String) async throws -> String
     {
         let router = try EmbeddedRouter(
             directory: directory, configuration: RouterConfiguration(endpoint: endpoint, heartbeatInterval: 500),
             durability: .none)
-        let runID = try await body(router.router.log)
+        let log = router.router.log
+        let runID = try await onThread { try body(log) }
         try router.stop()
         return runID
     }
 
     /// Starts a run of `definition` without waiting for its result; returns the run id.
-    static func start(_ endpoint: String, _ definition: WorkflowDefinition, services: [String]) async throws -> String {
+    static func start(_ endpoint: String, _ definition: WorkflowDefinition, services: [String]) throws -> String {
         let payload = try WorkflowEngine.startMessage(definition, input: [:])
-        return try await onThread {
-            let client = try RunClient(context: try ZMQContext(), endpoint: endpoint)
-            for name in services where try !client.waitForService(name, timeout: 120_000) {
-                throw TestFailure("\(name) did not register")
-            }
-            let runID = try client.start("workflow", input: payload)
-            // Keep the client until the request is surely sent.
-            usleep(200_000)
-            return runID
+        let client = try RunClient(context: try ZMQContext(), endpoint: endpoint)
+        for name in services where try !client.waitForService(name, timeout: 120_000) {
+            throw TestFailure("\(name) did not register")
         }
+        let runID = try client.start("workflow", input: payload)
+        // Keep the client until the request is surely sent.
+        usleep(200_000)
+        return runID
     }
 
     @Test func pauseRouterRestartResume() async throws {
@@ -379,7 +379,7 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
             let host = try AgentHost(types: testTypes, configuration: .init(endpoint: endpoint, heartbeatInterval: 500))
             let hostTask = Task { await host.run() }
             let runID = try await Self.firstRouter(directory, endpoint) { log in
-                let runID = try await Self.start(endpoint, definition, services: ["workflow", "echo"])
+                let runID = try Self.start(endpoint, definition, services: ["workflow", "echo"])
                 #expect(try eventually { try !events(log, runID, "approval.requested").isEmpty })
                 let approval = try #require(try events(log, runID, "approval.requested").first.map(json)?["id"]?.stringValue)
                 #expect(try control(endpoint, ["op": "pause", "run": .string(runID)])["ok"] == true)
@@ -394,12 +394,14 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
                 durability: .none)
             let log2 = second.router.log
             #expect(try log2.runStatus(runID)?.state == .paused)
-            usleep(1_500_000)
-            #expect(try events(log2, runID, "reply.final").allSatisfy { json($0)["service"] != "echo" })
-            #expect(try control(endpoint, ["op": "resume", "run": .string(runID)])["ok"] == true)
-            #expect(try eventually(60) { try log2.runStatus(runID)?.state == .completed })
-            #expect(try events(log2, runID, "run.resumed").count == 1)
-            #expect(try control(endpoint, ["op": "pause", "run": .string(runID)])["error"] == "conflict")
+            try await onThread { () throws -> Void in
+                usleep(1_500_000)
+                #expect(try events(log2, runID, "reply.final").allSatisfy { json($0)["service"] != "echo" })
+                #expect(try control(endpoint, ["op": "resume", "run": .string(runID)])["ok"] == true)
+                #expect(try eventually(60) { try log2.runStatus(runID)?.state == .completed })
+                #expect(try events(log2, runID, "run.resumed").count == 1)
+                #expect(try control(endpoint, ["op": "pause", "run": .string(runID)])["error"] == "conflict")
+            }
             await host.shutdown()
             _ = await hostTask.value
             let report = try await Replayer.replay(run: runID, log: log2, types: testTypes)
@@ -419,16 +421,15 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
             let host = try AgentHost(types: testTypes, configuration: .init(endpoint: endpoint, heartbeatInterval: 500))
             let hostTask = Task { await host.run() }
             let runID = try await Self.firstRouter(directory, endpoint) { log in
-                let runID = try await Self.start(endpoint, definition, services: ["workflow", "echo"])
+                let runID = try Self.start(endpoint, definition, services: ["workflow", "echo"])
                 #expect(try eventually { try events(log, runID, "request.received").contains { json($0)["service"] == "sb.timer" } })
                 return runID
             }
-            usleep(500_000)
             let second = try EmbeddedRouter(
                 directory: directory, configuration: RouterConfiguration(endpoint: endpoint, heartbeatInterval: 500),
                 durability: .none)
             let log2 = second.router.log
-            #expect(try eventually(60) { try log2.runStatus(runID)?.state == .completed })
+            #expect(try await onThread { try eventually(60) { try log2.runStatus(runID)?.state == .completed } })
             let fired = try #require(try events(log2, runID, "reply.final").first { json($0)["service"] == "sb.timer" })
             let body = json(fired)["body"]?.arrayValue?.compactMap(\.stringValue).compactMap { Data(base64Encoded: $0) }
                 .map { String(decoding: $0, as: UTF8.self) }.last { $0.hasPrefix("{") } ?? ""
