@@ -92,11 +92,11 @@ struct RunStart: AsyncParsableCommand {
             service = WorkflowEngine.descriptor.name
         }
         guard let router else { return try await embedded(service: service, payload: payload) }
-        if count > 1 { return try load(router: router) }
+        if count > 1 { return try load(router: router, service: service, payload: payload) }
         let approvals: ApprovalMode = yes ? .approveAll : .wait
         let (_, result) = try reportingErrors {
             try followRun(router: router, context: try ZMQContext(), service: service, input: payload, services: [],
-                          approvals: approvals, quiet: quiet, timeout: timeout)
+                          approvals: approvals, quiet: quiet, key: key, timeout: timeout)
         }
         try report(result)
     }
@@ -123,9 +123,10 @@ struct RunStart: AsyncParsableCommand {
             let router = system.router
             let services = system.host.serviceNames.filter { $0 == service }
             let (approvals, quiet, timeout): (ApprovalMode, Bool, Int) = (yes ? .approveAll : .ask, self.quiet, self.timeout)
+            let key = self.key
             let outcome = try await onOwnThread {
                 try followRun(router: router.endpoint, context: router.context, service: service, input: payload,
-                              services: services, approvals: approvals, quiet: quiet, timeout: timeout)
+                              services: services, approvals: approvals, quiet: quiet, key: key, timeout: timeout)
             }
             await system.host.shutdown()
             for try await _ in group {}
@@ -136,13 +137,12 @@ struct RunStart: AsyncParsableCommand {
     }
 
     /// Starts `count` runs, `concurrency` at a time, and prints runs/s and latency.
-    private func load(router: String) throws {
+    private func load(router: String, service name: String, payload: Payload) throws {
         try reportingErrors {
             let client = try RunClient(context: try ZMQContext(), endpoint: router)
             guard try client.waitForService(name, timeout: timeout * 1000) else {
                 throw WireError(.timeout, "no worker offers \(name) within \(timeout) s")
             }
-            let payload = Payload(text: input)
             var started: [String: UInt64] = [:]
             var latencies: [UInt64] = []
             var failures = 0

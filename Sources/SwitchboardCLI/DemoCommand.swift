@@ -121,12 +121,14 @@ enum ApprovalMode {
 /// Starts `service` with `input`, prints the run's events as they commit, answers approvals as
 /// `approvals` says, and returns the run's result.
 func followRun(router: String, context: ZMQContext, service: String, input: Payload, services: [String],
-               approvals: ApprovalMode, quiet: Bool = false, timeout: Int) throws -> (String, RunClient.Result) {
+               approvals: ApprovalMode, quiet: Bool = false, key: String? = nil, timeout: Int) throws
+    -> (String, RunClient.Result)
+{
     let client = try RunClient(context: context, endpoint: router)
     for name in services where try !client.waitForService(name, timeout: 30_000) {
         throw WireError(.timeout, "\(name) did not register with the router within 30 s")
     }
-    let runID = try client.start(service, input: input)
+    let runID = try client.start(service, input: input, key: key)
     print("run \(runID)")
     fflush(nil)
     var next: UInt64 = 1

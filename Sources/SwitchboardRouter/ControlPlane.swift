@@ -202,7 +202,8 @@ extension BrokerStateMachine {
                 let details = "{\"service\":\(Self.quoted(request.service)),\"agent\":\(Self.quoted(agent)),"
                     + "\"rule\":\(Self.quoted(rule)),\"input\":\(Self.jsonOrString(Self.payload(of: request)))}"
                 return parkApproval(request, kind: "policy", agent: agent,
-                                    title: "\(agent) asks \(request.service) (rule \(rule))", details: details,
+                                    title: "\(agent) asks \(request.service)" + (rule.isEmpty ? "" : " (rule \(rule))"),
+                                    details: details,
                                     now: now, into: &output)
             case .allow:
                 break

@@ -92,6 +92,8 @@ public struct Policy: Sendable, Hashable, Codable {
         for (index, rule) in rules.enumerated() {
             let name = ruleName(index)
             guard names.insert(name).inserted else { throw PolicyError("rule name \(name) is used twice") }
+            // The usage projection keys call counts by rule name and run, separated by '/'.
+            guard !name.contains("/"), !name.isEmpty else { throw PolicyError("rule name \"\(name)\" must be non-empty, without /") }
             guard !rule.service.isEmpty else { throw PolicyError("rule \(name) has an empty service pattern") }
             if let maxCalls = rule.maxCalls, maxCalls < 0 { throw PolicyError("rule \(name): maxCalls is negative") }
             for (label, limit) in [("maxCostPerRun", rule.maxCostPerRun), ("maxCostPerDay", rule.maxCostPerDay)] {

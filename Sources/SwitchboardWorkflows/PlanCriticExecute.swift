@@ -254,7 +254,9 @@ public actor Executor: Agent {
                     _ = try? await context.ask(service, try Payload(json: compensation["input"] ?? .object([:])))
                     undone.append(service)
                 }
-                throw AskError(service: "executor", code: error.code == "cancelled" ? "cancelled" : "tool_failed",
+                // A human's or the policy's no is final: the workflow must not retry it.
+                let kept: Set<String> = ["cancelled", "approval_rejected", "policy_denied"]
+                throw AskError(service: "executor", code: kept.contains(error.code) ? error.code : "tool_failed",
                                message: "step \(index + 1) (\(tool)) failed: \(error.message)"
                                    + (undone.isEmpty ? "" : "; undone: " + undone.joined(separator: ", ")))
             }

@@ -187,10 +187,16 @@ final class WorkflowExecution {
                 if failure.error.code == "cancelled" { throw failure.error }
                 if definition.onFailure == .wait {
                     let title = "Step \(current) failed (\(failure.error.code)): approve to retry it, reject to stop"
-                    let answer = try await askApproval(title: title, details: .object([
-                        "step": .string(current), "code": .string(failure.error.code),
-                        "message": .string(failure.error.message),
-                    ]))
+                    let answer: (approved: Bool, reason: String, reply: JSONValue)
+                    do {
+                        answer = try await askApproval(title: title, details: .object([
+                            "step": .string(current), "code": .string(failure.error.code),
+                            "message": .string(failure.error.message),
+                        ]), step: current)
+                    } catch let waited as StepFailure {
+                        if waited.error.code == "cancelled" { throw waited.error }
+                        throw try await fail(waited)
+                    }
                     if answer.approved {
                         visits[current, default: 1] -= 1
                         continue
@@ -236,7 +242,7 @@ final class WorkflowExecution {
         }
         if let approval = step.approval {
             let title = scope.resolve(.string(approval.title)).stringValue ?? approval.title
-            let answer = try await askApproval(title: title, details: scope.resolve(approval.details ?? .null))
+            let answer = try await askApproval(title: title, details: scope.resolve(approval.details ?? .null), step: name)
             guard answer.approved else { throw Rejected(reason: answer.reason) }
             return answer.reply
         }
@@ -249,7 +255,7 @@ final class WorkflowExecution {
         }
     }
 
-    private func askApproval(title: String, details: JSONValue) async throws
+    private func askApproval(title: String, details: JSONValue, step: String) async throws
         -> (approved: Bool, reason: String, reply: JSONValue)
     {
         let reply: JSONValue
@@ -258,7 +264,7 @@ final class WorkflowExecution {
                 ControlServices.approval,
                 try Payload(json: JSONValue.object(["title": .string(title), "details": details]))).bytes)
         } catch let error as AskError {
-            throw StepFailure(step: "approval", error: error)
+            throw StepFailure(step: step, error: error)
         }
         return (reply["approved"]?.boolValue == true, reply["reason"]?.stringValue ?? "", reply)
     }
@@ -328,6 +334,7 @@ final class WorkflowExecution {
                     try await breakerRecord(service, code: nil)
                     results[name] = Self.value(of: reply)
                     scope.steps[name] = results[name]
+                    completed.append(name)
                     try emit(WorkflowEvent("step.completed", step: name, result: results[name]))
                 case .failure(let error):
                     let error = error as? AskError

@@ -17,7 +17,8 @@ enum LocalModel {
         let client = HTTPClient()
         defer { client.shutdown() }
         let url = configuration.baseURL + "/models"
-        let answer = try? await client.send(HTTPRequest(method: "GET", url: url, timeout: 5000))
+        // The server answers one request at a time: a probe may wait behind another test's generation.
+        let answer = try? await client.send(HTTPRequest(method: "GET", url: url, timeout: 180_000))
         try #require(answer?.head.status == 200,
                      "no local model at \(url): run scripts/local-llm.sh setup && scripts/local-llm.sh start")
     }

@@ -302,6 +302,42 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
         }
     }
 
+    @Test func waitStrategyAsksAHumanToRetryAFailedStep() async throws {
+        try await withTemporaryDirectory { directory in
+            let system = try system(directory)
+            let definition = try workflow("""
+                {"name": "wait", "start": "call", "onFailure": "wait",
+                 "steps": {"call": {"ask": "recovering", "input": {}}}}
+                """)
+            let endpoint = system.router.endpoint
+            let results = try await system.serving { system in
+                try await runWorkflows(system, definition, inputs: [[:]]) { _ in
+                    // Two failures, two approvals to retry; the third call succeeds.
+                    var answered: Set<String> = []
+                    for _ in 0..<2 {
+                        var id: String?
+                        _ = try eventually {
+                            let pending = try control(endpoint, ["op": "approvals"])["approvals"]?.arrayValue ?? []
+                            id = pending.compactMap { $0["id"]?.stringValue }.first { !answered.contains($0) }
+                            return id != nil
+                        }
+                        guard let id else { throw TestFailure("no approval to retry the step") }
+                        answered.insert(id)
+                        _ = try control(endpoint, ["op": "decide", "id": .string(id), "approved": true])
+                    }
+                }
+            }
+            let result = try #require(results.first)
+            #expect(result.error == nil, "\(String(describing: result.error))")
+            let log = system.router.router.log
+            #expect(try events(log, result.runID, "recovering.called").count == 3)
+            #expect(try events(log, result.runID, "approval.decided").count == 2)
+            let report = try await Replayer.replay(run: result.runID, log: log, types: testTypes)
+            #expect(report.divergence == nil)
+            try system.router.stop()
+        }
+    }
+
     @Test func rollbackCallsCompensationsNewestFirst() async throws {
         try await withTemporaryDirectory { directory in
             let system = try system(directory)
