@@ -4,18 +4,6 @@
 public enum BuiltinAgents {
     /// Every built-in type, by name.
     public static let all: [AgentType] = [AgentType(Echo.self), AgentType(Counter.self), AgentType(Pipeline.self)]
-
-    /// The built-in types named in `names`; throws naming the first unknown one.
-    public static func named(_ names: [String]) throws -> [AgentType] {
-        try names.map { name in
-            guard let type = all.first(where: { $0.descriptor.name == name }) else {
-                throw AskError(service: name, code: "unknown_agent",
-                               message: "no built-in agent \(name); known: "
-                                   + all.map(\.descriptor.name).joined(separator: ", "))
-            }
-            return type
-        }
-    }
 }
 
 /// Replies with what it was sent.

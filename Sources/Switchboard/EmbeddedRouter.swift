@@ -36,15 +36,19 @@ public final class EmbeddedRouter: Sendable {
         let listening = DispatchSemaphore(value: 0)
         let endpoints = Mutex<(String, String?)>(("", nil))
         let status = self.status
+        // The thread lets go of the router (and its log) before it says it is done, so the log
+        // can be opened again as soon as `stop()` returns and the caller drops this object.
+        let running = Mutex<Router?>(router)
         let thread = DetachedThread {
             do {
-                try router.run(onListening: { endpoint, events in
+                try running.withLock { $0 }?.run(onListening: { endpoint, events in
                     endpoints.withLock { $0 = (endpoint, events) }
                     listening.signal()
                 })
             } catch {
                 status.failure.withLock { $0 = error }
             }
+            running.withLock { $0 = nil }
             listening.signal()
             status.done.signal()
         }

@@ -110,28 +110,11 @@ struct RunStart: AsyncParsableCommand {
     }
 
     private func embedded(service: String, payload: Payload) async throws {
-        let policy = try self.policy.map { path in
-            do { return try Policy.load(path: path) } catch let error as PolicyError { throw ValidationError(error.message) }
-        }
-        let system = try await EmbeddedSystem.start(data: data, model: model, policy: policy, notes: data + "/notes")
-        let outcome = try await withThrowingTaskGroup(of: (String, RunClient.Result)?.self,
-                                                      returning: (String, RunClient.Result).self) { group in
-            group.addTask {
-                await system.host.run()
-                return nil
-            }
-            let router = system.router
-            let services = system.host.serviceNames.filter { $0 == service }
-            let (approvals, quiet, timeout): (ApprovalMode, Bool, Int) = (yes ? .approveAll : .ask, self.quiet, self.timeout)
-            let key = self.key
-            let outcome = try await onOwnThread {
-                try followRun(router: router.endpoint, context: router.context, service: service, input: payload,
-                              services: services, approvals: approvals, quiet: quiet, key: key, timeout: timeout)
-            }
-            await system.host.shutdown()
-            for try await _ in group {}
-            return outcome
-        }
+        let system = try await EmbeddedSystem.start(data: data, model: model, policy: try loadPolicy(policy),
+                                                    notes: data + "/notes")
+        let outcome = try await system.follow(service, input: payload, waitFor: [service],
+                                              approvals: yes ? .approveAll : .ask, quiet: quiet, key: key,
+                                              timeout: timeout)
         try await system.stop()
         try report(outcome.1)
     }

@@ -76,6 +76,27 @@ struct EmbeddedSystem {
         return EmbeddedSystem(router: router, host: host, servers: [server], client: client, llm: llm)
     }
 
+    /// Hosts the agents while a run of `service` is started and followed (see ``followRun``);
+    /// `waitFor` names the services to wait for first.
+    func follow(_ service: String, input: Payload, waitFor: [String], approvals: ApprovalMode, quiet: Bool = false,
+                key: String? = nil, timeout: Int) async throws -> (String, RunClient.Result) {
+        let (host, router) = (self.host, self.router)
+        return try await withThrowingTaskGroup(of: (String, RunClient.Result)?.self,
+                                               returning: (String, RunClient.Result).self) { group in
+            group.addTask {
+                await host.run()
+                return nil
+            }
+            let outcome = try await onOwnThread {
+                try followRun(router: router.endpoint, context: router.context, service: service, input: input,
+                              services: waitFor, approvals: approvals, quiet: quiet, key: key, timeout: timeout)
+            }
+            await host.shutdown()
+            for try await _ in group {}
+            return outcome
+        }
+    }
+
     func stop() async throws {
         await host.shutdown()
         for server in servers { await server.shutdown() }
@@ -97,6 +118,15 @@ struct EmbeddedSystem {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
+    }
+}
+
+/// The policy file at `path`, checked; nil for no path.
+func loadPolicy(_ path: String?) throws -> Policy? {
+    do {
+        return try path.map(Policy.load(path:))
+    } catch let error as PolicyError {
+        throw ValidationError(error.message)
     }
 }
 
@@ -196,31 +226,13 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.") var timeout: Int = 900
 
     func run() async throws {
-        let policy = try self.policy.map { path in
-            do { return try Policy.load(path: path) } catch let error as PolicyError { throw ValidationError(error.message) }
-        } ?? demoPolicy
+        let policy = try loadPolicy(self.policy) ?? demoPolicy
         let system = try await EmbeddedSystem.start(data: data, model: model, policy: policy, notes: data + "/notes")
         print("router on \(system.router.endpoint), log in \(data), model \(system.llm)")
-        let result = try await withThrowingTaskGroup(of: (String, RunClient.Result)?.self,
-                                                     returning: (String, RunClient.Result).self) { group in
-            group.addTask {
-                await system.host.run()
-                return nil
-            }
-            let router = system.router
-            let services = system.host.serviceNames
-            let input = try WorkflowEngine.startMessage(PlanCriticExecute.definition, input: ["goal": .string(goal)])
-            let approvals: ApprovalMode = yes ? .approveAll : .ask
-            let timeout = self.timeout
-            let outcome = try await onOwnThread {
-                try followRun(router: router.endpoint, context: router.context, service: "workflow", input: input,
-                              services: services, approvals: approvals, timeout: timeout)
-            }
-            await system.host.shutdown()
-            for try await _ in group {}
-            return outcome
-        }
-        let (runID, outcome) = result
+        let input = try WorkflowEngine.startMessage(PlanCriticExecute.definition, input: ["goal": .string(goal)])
+        let (runID, outcome) = try await system.follow(
+            WorkflowEngine.descriptor.name, input: input, waitFor: system.host.serviceNames,
+            approvals: yes ? .approveAll : .ask, timeout: timeout)
         if let error = outcome.error {
             print("error: \(error.code): \(error.message)")
         } else {

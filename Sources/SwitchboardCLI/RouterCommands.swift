@@ -47,9 +47,7 @@ struct RouterCommand: ParsableCommand {
     var policy: String?
 
     func run() throws {
-        let policy = try self.policy.map { path in
-            do { return try Policy.load(path: path) } catch let error as PolicyError { throw ValidationError(error.message) }
-        }
+        let policy = try loadPolicy(self.policy)
         guard let durability = Durability(rawValue: durability) else {
             throw ValidationError("--durability must be fsync, buffered or none")
         }

@@ -96,7 +96,7 @@ struct BrokerStateMachine {
     let idPrefix: String
     private var arrivals: UInt64 = 0
 
-    private mutating func nextArrival() -> UInt64 {
+    mutating func nextArrival() -> UInt64 {
         arrivals += 1
         return arrivals
     }
@@ -182,32 +182,6 @@ struct BrokerStateMachine {
     /// Batches up to `batch` are committed.
     mutating func markCommitted(through batch: UInt64) {
         committedBatch = max(committedBatch, batch)
-    }
-
-    /// Remembers the answer a previous router committed for a native request, so that a client
-    /// asking again with the same message id gets it (the answer may never have left that router).
-    mutating func rememberRecovered(_ request: Request, outcome: RecoveredOutcome) {
-        switch outcome {
-        case .final(let body):
-            remember(request.messageID, reply: MDPCodec.clientReply(
-                .final, service: request.service, body: clientBody(request, body, final: true),
-                framing: request.clientFraming))
-        case .failed(let code, let message):
-            remember(request.messageID, reply: errorReply(request, code: code, message: message))
-        }
-    }
-
-    enum RecoveredOutcome {
-        case final([[UInt8]])
-        case failed(code: String, message: String)
-    }
-
-    /// Takes back a request recovered from the log after a restart (attempt already raised):
-    /// queued, or parked again where it waited for a human, a timer or a resume.
-    mutating func enqueueRecovered(_ request: Request, now: Now, into output: inout Output) {
-        var request = request
-        request.arrival = nextArrival()
-        admitRecovered(request, now: now, into: &output)
     }
 
     /// Milliseconds until the next timer is due, for the poll timeout.
@@ -582,7 +556,7 @@ struct BrokerStateMachine {
         if native && !messageID.isEmpty { remember(messageID, reply: frames) }
     }
 
-    private func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
+    func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
         Self.errorFrames(service: request.service, framing: request.clientFraming, native: request.native,
                          messageID: request.messageID, runID: request.runID, code: code, message: message)
     }
@@ -597,7 +571,7 @@ struct BrokerStateMachine {
         return MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
     }
 
-    private mutating func remember(_ messageID: String, reply: [[UInt8]]) {
+    mutating func remember(_ messageID: String, reply: [[UInt8]]) {
         if finished.updateValue(reply, forKey: messageID) == nil {
             finishedOrder.append(messageID)
         }

@@ -56,6 +56,8 @@ public struct ApprovalsProjection: Projection {
     }
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
+        // Every batch passes here on the log writer's thread; most hold no approval event.
+        guard events.contains(where: { $0.type.hasPrefix("approval.") }) else { return }
         let decoder = JSONDecoder()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

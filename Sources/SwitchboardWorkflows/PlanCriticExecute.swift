@@ -8,8 +8,10 @@ public import Switchboard
 public import SwitchboardServices
 import SwitchboardLog
 
-func digest(_ text: String) -> String {
-    String(SHA256Digest.of(Array(text.utf8)).description.prefix(16))
+/// An agent that prompts `llm`: its lock pins the prompt and the LLM service it asks.
+func llmAgentDescriptor(_ name: String, prompt: String, llm: String) -> AgentDescriptor {
+    let digest = SHA256Digest.of(Array((prompt + "\u{0}" + llm).utf8)).description.prefix(16)
+    return AgentDescriptor(name: name, version: "1.0", configDigest: String(digest))
 }
 
 /// The built-in demo workflow: a planner asks the LLM for a JSON plan under a schema, a critic
@@ -154,7 +156,7 @@ public actor Planner: AgentActor {
         + "\"text\": \"The time in Paris.\"}}]}"
 
     static func descriptor(_ llm: String) -> AgentDescriptor {
-        AgentDescriptor(name: "planner", version: "1.0", configDigest: digest(prompt + "\u{0}" + llm))
+        llmAgentDescriptor("planner", prompt: prompt, llm: llm)
     }
 
     init(llm: String) {
@@ -192,7 +194,7 @@ public actor Critic: AgentActor {
         + "the goal. Answer with JSON {\"verdict\": \"approve\" or \"revise\", \"changes\": [short requests]}."
 
     static func descriptor(_ llm: String) -> AgentDescriptor {
-        AgentDescriptor(name: "critic", version: "1.0", configDigest: digest(prompt + "\u{0}" + llm))
+        llmAgentDescriptor("critic", prompt: prompt, llm: llm)
     }
 
     init(llm: String) {

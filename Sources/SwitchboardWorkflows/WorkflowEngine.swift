@@ -289,14 +289,9 @@ final class WorkflowExecution {
                 try await breakerRecord(service, code: nil)
                 return Self.value(of: reply)
             } catch let error as AskError {
-                if error.code != "circuit_open" {
-                    try emit(WorkflowEvent("step.failed", step: step, service: service, attempt: attempt,
-                                           code: error.code, error: error.message))
-                    try await breakerRecord(service, code: error.code)
-                } else {
-                    try emit(WorkflowEvent("step.failed", step: step, service: service, attempt: attempt,
-                                           code: error.code, error: error.message))
-                }
+                try emit(WorkflowEvent("step.failed", step: step, service: service, attempt: attempt,
+                                       code: error.code, error: error.message))
+                try await breakerRecord(service, code: error.code)
                 guard !Self.finalCodes.contains(error.code), attempt < policy.attempts else {
                     throw StepFailure(step: step, error: error)
                 }

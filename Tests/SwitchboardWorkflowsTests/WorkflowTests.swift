@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import Switchboard
@@ -385,8 +386,10 @@ func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -
         let router = try EmbeddedRouter(
             directory: directory, configuration: RouterConfiguration(endpoint: endpoint, heartbeatInterval: 500),
             durability: .none)
-        let log = router.router.log
-        let runID = try await onThread { try body(log) }
+        // The thread may outlive the await; it holds the box, not the log, which must close on return.
+        let log = Mutex<EventLog?>(router.router.log)
+        let runID = try await onThread { try body(try #require(log.withLock { $0 })) }
+        log.withLock { $0 = nil }
         try router.stop()
         return runID
     }
