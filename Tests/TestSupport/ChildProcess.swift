@@ -34,7 +34,12 @@ public final class ChildProcess: Sendable {
     public var isRunning: Bool { process.isRunning }
     public var standardOutput: String { output.text.withLock { $0 } }
     public var standardError: String { errors.text.withLock { $0 } }
-    public var lines: [String] { standardOutput.split(separator: "\n").map(String.init) }
+    /// Output lines; while the process runs, only finished ones (a line may arrive in pieces).
+    public var lines: [String] {
+        var parts = standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
+        if process.isRunning { parts.removeLast() }
+        return parts.filter { !$0.isEmpty }.map(String.init)
+    }
 
     /// Waits until the output holds a line for which `predicate` is true; returns it.
     @discardableResult
