@@ -55,7 +55,15 @@ final class LogWriter: Sendable {
     }
 
     func start() {
-        DetachedThread { self.run() }.start()
+        // The thread lets go of this writer (and its log) before it says it is done, so the log
+        // can be opened again as soon as the owner drops the writer after `stop()`.
+        let running = Mutex<LogWriter?>(self)
+        let finished = self.finished
+        DetachedThread {
+            running.withLock { $0 }?.run()
+            running.withLock { $0 = nil }
+            finished.signal()
+        }.start()
     }
 
     /// Stops after the batches already submitted, and waits for that.
@@ -66,7 +74,6 @@ final class LogWriter: Sendable {
     }
 
     private func run() {
-        defer { finished.signal() }
         let notify: ZMQSocket
         do {
             notify = try ZMQSocket(context, type: .pair)
