@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
 
 /// An agent: a Swift actor whose only door to the world is its ``AgentContext``.
 ///
@@ -141,4 +143,15 @@ public struct AgentMessage: Sendable {
 
     /// The envelope header naming the instance key.
     public static let keyHeader = "key"
+
+    /// The handler's clock: the logged receive time, or for a fork's first message its parent's.
+    func handlerTime(received: Timestamp) -> Timestamp {
+        headers[Envelope.forkTimeHeader].flatMap(Int64.init).map(Timestamp.init(nanosecondsSinceEpoch:)) ?? received
+    }
+
+    /// What seeds the handler's random numbers: a fork's first message draws what its parent drew.
+    var seedID: String { headers[Envelope.forkOriginHeader] ?? messageID }
+
+    /// True when the handler re-executes (a redelivery or a fork), so its asks may have answers already.
+    var reissues: Bool { attempt > 1 || headers[Envelope.forkParentHeader] != nil }
 }

@@ -47,7 +47,7 @@ public final class AgentContext<A: AgentActor> {
         logger[metadataKey: "switchboard.message"] = "\(message.messageID)"
         logger[metadataKey: "switchboard.agent"] = "\(agentID)"
         self.logger = logger
-        generator = DeterministicGenerator(seed: "\(message.messageID)\u{0}\(now.nanosecondsSinceEpoch)")
+        generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
     }
 
     /// The run this message belongs to.
@@ -144,6 +144,7 @@ public final class AgentContext<A: AgentActor> {
         askCount += 1
         var headers: [String: String] = [:]
         if let key { headers[AgentMessage.keyHeader] = key }
+        if message.reissues { headers[Envelope.reissueHeader] = "1" }
         let events = pending
         pending.removeAll()
         return OutgoingAsk(

@@ -197,7 +197,7 @@ public final class AgentHost: Sendable {
         let message = request.message
         var current = instance
         let timeHeader = message.headers["time"].flatMap(Int64.init)
-        let now = timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now
+        let now = message.handlerTime(received: timeHeader.map(Timestamp.init(nanosecondsSinceEpoch:)) ?? .now)
         let session = LiveSession(connection: connection, request: request)
         let outcome = await current.instance.handle(message, now: now, session: session, logger: logger)
         var events = outcome.events

@@ -130,7 +130,8 @@ public enum Replayer {
         }
         var instances: [AgentID: any AgentInstance] = [:]
         let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
-        for input in history.requests where registry[input.service] != nil {
+        // A fork's requests answered from its parent's log were handled in the parent run.
+        for input in history.requests where registry[input.service] != nil && !input.forked {
             guard let type = registry[input.service] else { continue }
             let message = input.message
             let id = AgentID(type: input.service, key: message.key)
@@ -146,7 +147,8 @@ public enum Replayer {
                 instances[id] = instance
             }
             let session = ReplaySession(history: history, agent: id.description, message: message.messageID)
-            let outcome = await instance.handle(message, now: input.timestamp, session: session, logger: logger)
+            let outcome = await instance.handle(message, now: message.handlerTime(received: input.timestamp),
+                                                session: session, logger: logger)
             report.messagesReplayed += 1
             let result = session.finish(outcome: outcome, lastPosition: events.last?.position ?? 0)
             report.stepsChecked += result.checked
@@ -168,6 +170,8 @@ struct RunHistory: Sendable {
         var service: String
         var timestamp: Timestamp
         var message: AgentMessage
+        /// Answered from a parent run's log when this run was forked from it.
+        var forked = false
     }
 
     enum Outcome: Sendable {
@@ -210,7 +214,7 @@ struct RunHistory: Sendable {
                 requestsByID[event.messageID] = requests.count
                 if !event.causationID.isEmpty { asksByCause[event.causationID, default: []].append(requests.count) }
                 requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
-                                        message: message))
+                                        message: message, forked: json.strings["forkedFromRun"] != nil))
             case "reply.final":
                 guard let json = FlatJSON(event.payload) else { continue }
                 var frames = json.arrays["body"] ?? []

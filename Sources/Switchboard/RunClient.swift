@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import SwitchboardWire
 import SwitchboardRouter
+import SwitchboardLog
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,6 +45,32 @@ public final class RunClient {
         try client.send(service: service, body: [try envelope.encoded(), input.bytes])
         open[messageID] = (runID, service)
         return runID
+    }
+
+    /// Asks the router to fork `run`: a new run whose history up to log position `until` (the log's
+    /// tail when nil) is the parent's, continuing live from there. Returns the fork's run id; its
+    /// result comes through ``nextResult(timeout:)`` like a started run's.
+    /// - Throws: ``ForkRefused`` when the router refuses (an unknown run, a position before it began).
+    public func fork(_ run: String, until: UInt64?) throws -> String {
+        var command = "{\"op\":\"fork\",\"run\":"
+        JSONText.appendString(run, to: &command)
+        if let until { command += ",\"until\":\(until)" }
+        command += "}"
+        try client.send(service: ControlServices.control, body: [Array(command.utf8)])
+        while let reply = try client.receive(timeout: 10_000) {
+            guard reply.service == ControlServices.control else {
+                if reply.command == .final { stash.append(reply.body) }
+                continue
+            }
+            let answer = FlatJSON(reply.body.last ?? [])
+            guard let fork = answer?.strings["run"], let service = answer?.strings["service"] else {
+                let code = answer?.strings["error"] ?? "bad_response"
+                throw ForkRefused(code: code, message: answer?.strings["message"] ?? "the router's answer is not a fork")
+            }
+            open[fork + "/start"] = (fork, service)
+            return fork
+        }
+        throw WireError(.timeout, "no answer from the router within 10 s")
     }
 
     /// Runs started and not yet finished.
@@ -113,3 +140,10 @@ public final class RunClient {
 
 @available(*, unavailable)
 extension RunClient: Sendable {}
+
+/// The router's refusal of a fork, with its error code (`not_found`, `bad_request`).
+public struct ForkRefused: Error, Sendable, CustomStringConvertible {
+    public var code: String
+    public var message: String
+    public var description: String { "\(code): \(message)" }
+}

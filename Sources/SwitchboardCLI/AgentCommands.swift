@@ -189,13 +189,52 @@ struct ReplayCommand: AsyncParsableCommand {
             Exit 2: an agent's version or config digest differs from the run's lock (see `lock show`),
             unless --allow-drift. Re-executes the built-in agents, the workflow engine and the demo's planner,
             critic and executor; tools and LLM gateways are not called again, their recorded replies are used.
+
+            Fork: `replay RUN --fork --until POS --router ENDPOINT` asks the router for a new run whose history up
+            to log position POS (default: the log's end) is RUN's. Its first message is RUN's again; every ask it
+            makes that RUN made with the same service and payload, and had answered by POS, gets RUN's answer
+            (logged in the fork with a link to RUN's position); the first ask that differs, or comes after POS,
+            is served live. Prints the fork's run id and events, then its result, like `run`.
             """)
     @Argument(help: "The run id.") var runID: String
-    @OptionGroup var options: DataOption
+    @Option(name: .long, help: ArgumentHelp("The log's data directory (not needed with --fork).", valueName: "dir"))
+    var data: String?
     @Flag(help: "Replay even when an agent's version or config differs from the run's lock.") var allowDrift = false
+    @Flag(help: "Start a new run that borrows this run's history up to --until and goes on live (needs --router).")
+    var fork = false
+    @Option(help: "With --fork: the last log position of the borrowed history (default: the log's end).")
+    var until: UInt64?
+    @Option(help: "With --fork: the router's endpoint, e.g. tcp://127.0.0.1:5555.") var router: String?
+    @Flag(help: "With --fork: approve the fork's approval requests at once.") var yes = false
+    @Option(help: "With --fork: give up after this many seconds.") var timeout: Int = 60
+
+    func validate() throws {
+        if fork {
+            guard router != nil else { throw ValidationError("--fork needs --router: the router runs the fork") }
+        } else {
+            guard data != nil else { throw ValidationError("replay needs --data DIR (the log to replay)") }
+            guard until == nil, router == nil else { throw ValidationError("--until and --router go with --fork") }
+        }
+    }
 
     func run() async throws {
-        let log = try reportingErrors { try EventLog.openReadOnly(at: options.data) }
+        if fork, let router {
+            let (_, result) = try reportingErrors {
+                try followRun(router: router, context: try ZMQContext(), services: [],
+                              approvals: yes ? .approveAll : .wait, timeout: timeout) { client in
+                    let fork = try client.fork(runID, until: until)
+                    print("forked \(runID) at position \(until.map(String.init) ?? "end")")
+                    return fork
+                }
+            }
+            if let error = result.error {
+                print("error: \(error.code): \(error.message)")
+                throw ExitCode.failure
+            }
+            print("result: \(result.payload.text)")
+            return
+        }
+        let log = try reportingErrors { try EventLog.openReadOnly(at: data ?? "") }
         let report: ReplayReport
         do {
             let events = try log.events(inRun: runID)

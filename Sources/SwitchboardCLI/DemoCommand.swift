@@ -154,11 +154,23 @@ func followRun(router: String, context: ZMQContext, service: String, input: Payl
                approvals: ApprovalMode, quiet: Bool = false, key: String? = nil, timeout: Int) throws
     -> (String, RunClient.Result)
 {
+    try followRun(router: router, context: context, services: services, approvals: approvals, quiet: quiet,
+                  timeout: timeout) { client in
+        try client.start(service, input: input, key: key)
+    }
+}
+
+/// Starts a run with `start` (which returns its id), prints its events as they are committed,
+/// answers its approvals as `approvals` says, and returns its result.
+func followRun(router: String, context: ZMQContext, services: [String], approvals: ApprovalMode,
+               quiet: Bool = false, timeout: Int, start: (RunClient) throws -> String) throws
+    -> (String, RunClient.Result)
+{
     let client = try RunClient(context: context, endpoint: router)
     for name in services where try !client.waitForService(name, timeout: 30_000) {
         throw WireError(.timeout, "\(name) did not register with the router within 30 s")
     }
-    let runID = try client.start(service, input: input, key: key)
+    let runID = try start(client)
     print("run \(runID)")
     fflush(nil)
     var next: UInt64 = 1

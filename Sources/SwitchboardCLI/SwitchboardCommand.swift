@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import SwitchboardLog
+import Switchboard
 import SwitchboardWire
 
 @main
@@ -40,6 +41,9 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
         throw ExitCode.failure
     } catch let error as WireError {
         FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        throw ExitCode.failure
+    } catch let error as ForkRefused {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode.failure
     }
 }

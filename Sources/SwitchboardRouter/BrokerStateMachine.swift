@@ -84,6 +84,8 @@ struct BrokerStateMachine {
     private(set) var workers: [[UInt8]: Worker] = [:]
     /// Final replies of recently finished native requests, for clients that ask again.
     private var finished: [String: [[UInt8]]] = [:]
+    /// The log's answers, for re-issued asks the memory above has forgotten, and for forks.
+    var logAnswers: LogAnswers?
     private var finishedOrder: [String] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<String> = []
@@ -191,7 +193,7 @@ struct BrokerStateMachine {
 
     // MARK: - Clients
 
-    private mutating func clientRequest(
+    mutating func clientRequest(
         _ client: [UInt8], service: String, body: [[UInt8]], framing: MDPFraming, now: Now, into output: inout Output
     ) {
         if service == ControlServices.control {
@@ -201,6 +203,7 @@ struct BrokerStateMachine {
         var causationID = ""
         var emitted: [EmittedEvent] = []
         var native = false
+        var reissued = false
         var messageID: String
         var runID: String
         var expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
@@ -237,6 +240,7 @@ struct BrokerStateMachine {
             }
             (body, emitted) = carried
             causationID = envelope.causationID
+            reissued = envelope.headers[Envelope.reissueHeader] != nil
         } else {
             sequence += 1
             messageID = "\(idPrefix)\(sequence)"
@@ -251,6 +255,7 @@ struct BrokerStateMachine {
             clientFraming: framing, native: native, body: tooLarge ? [] : body, attempt: 1,
             receivedAt: now.milliseconds, expiresAt: expiresAt, receivedWall: now.wall, arrival: nextArrival(),
             batch: batch)
+        if reissued && !tooLarge && answerFromLog(request, emitted: emitted, now: now, into: &output) { return }
         for event in emitted {
             logEmitted(event, runID: runID, now: now, into: &output)
         }
@@ -571,13 +576,20 @@ struct BrokerStateMachine {
         return MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
     }
 
+    func rememberedReply(_ messageID: String) -> [[UInt8]]? {
+        finished[messageID]
+    }
+
     mutating func remember(_ messageID: String, reply: [[UInt8]]) {
         if finished.updateValue(reply, forKey: messageID) == nil {
             finishedOrder.append(messageID)
         }
-        if finishedOrder.count > 10_000 {
-            for old in finishedOrder.prefix(1000) { finished[old] = nil }
-            finishedOrder.removeFirst(1000)
+        let limit = configuration.rememberedAnswers
+        if finishedOrder.count > limit {
+            // Forgets a tenth at a time, so that the array shifts rarely.
+            let drop = max(1, limit / 10)
+            for old in finishedOrder.prefix(drop) { finished[old] = nil }
+            finishedOrder.removeFirst(drop)
         }
     }
 }

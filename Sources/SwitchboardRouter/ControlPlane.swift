@@ -335,6 +335,7 @@ extension BrokerStateMachine {
         var note: String?
         var reason: String?
         var run: String?
+        var until: UInt64?
     }
 
     mutating func controlRequest(
@@ -392,8 +393,24 @@ extension BrokerStateMachine {
             case .success(let text): reply(text)
             case .failure(let error): failure(error.code, error.message)
             }
+        case "fork":
+            guard let run = command.run, !run.isEmpty, run.utf8.count <= Self.maximumIDLength else {
+                return failure("bad_request", "fork takes a \"run\" id")
+            }
+            var forkOutput = Output()
+            switch fork(run, until: command.until, client: client, framing: framing, now: now, into: &forkOutput) {
+            case .success(let fork):
+                // The answer names the fork before its first message's replies can arrive.
+                reply("{\"ok\":true,\"run\":\(Self.quoted(fork.run)),\"parent\":\(Self.quoted(run)),"
+                      + "\"service\":\(Self.quoted(fork.service)),\"until\":\(fork.until)}")
+                output.events += forkOutput.events
+                output.sends += forkOutput.sends
+                output.early += forkOutput.early
+            case .failure(let error):
+                failure(error.code, error.message)
+            }
         default:
-            failure("bad_request", "unknown op \(command.op); known: approvals, decide, pause, resume, cancel")
+            failure("bad_request", "unknown op \(command.op); known: approvals, decide, pause, resume, cancel, fork")
         }
     }
 

@@ -63,6 +63,7 @@ public final class Router: Sendable {
         let startTail = try log.tail()
         var published = startTail
         var machine = BrokerStateMachine(configuration: configuration, idPrefix: "m\(startTail + 1).")
+        machine.logAnswers = LogAnswers(log: log)
         let recovered = try RouterRecovery.recover(from: log)
         var output = BrokerStateMachine.Output()
         let now = clock.now()

@@ -25,6 +25,9 @@ public struct RouterConfiguration: Sendable {
     public var maximumBatch: Int
     /// The policy gate; nil lets every request through without a decision event.
     public var policy: Policy?
+    /// Answers to native requests kept in memory for clients that ask again; older ones are read
+    /// from the log when a re-executing handler asks again.
+    public var rememberedAnswers: Int
 
     public init(
         endpoint: String,
@@ -37,8 +40,10 @@ public struct RouterConfiguration: Sendable {
         maximumBodySize: Int = 4 << 20,
         maximumFrames: Int = 1024,
         maximumBatch: Int = 512,
-        policy: Policy? = nil
+        policy: Policy? = nil,
+        rememberedAnswers: Int = 10_000
     ) {
+        self.rememberedAnswers = max(1, rememberedAnswers)
         self.policy = policy
         self.endpoint = endpoint
         self.eventsEndpoint = eventsEndpoint

@@ -15,13 +15,19 @@ enum RouterEvents {
     static let routerStarted = "router.started"
     static let lockRecordedType = "lock.recorded"
 
-    static func requestReceived(_ request: BrokerStateMachine.Request, now: Timestamp) -> NewEvent {
+    /// - Parameter forkedFrom: the parent run and position of the request whose answer a fork reuses.
+    static func requestReceived(_ request: BrokerStateMachine.Request, forkedFrom: (run: String, position: UInt64)? = nil,
+                                now: Timestamp) -> NewEvent {
         var json = JSONObject()
         json["service"] = request.service
         json["client"] = hex(request.client)
         json["framing"] = request.clientFraming.description
         json.number("attempt", Int(request.attempt))
         json.frames("body", request.body)
+        if let forkedFrom {
+            json["forkedFromRun"] = forkedFrom.run
+            json.number("forkedFromPosition", Int(forkedFrom.position))
+        }
         return event(requestReceived, request.runID, messageID: request.messageID, causation: request.causationID,
                      json, now)
     }
@@ -62,6 +68,16 @@ enum RouterEvents {
         json["version"] = version
         json["configDigest"] = configDigest
         return event(lockRecordedType, runID, messageID: "", causation: causationID, json, now)
+    }
+
+    /// The first event of a fork: its parent and the position its borrowed history ends at.
+    static func forked(_ link: LogAnswers.ForkLink, runID: String, now: Timestamp) -> NewEvent {
+        var json = JSONObject()
+        json["parent"] = link.parent
+        json.number("until", Int(clamping: link.until))
+        json["origin"] = link.origin
+        json["root"] = link.root
+        return event(LogAnswers.forkedType, runID, messageID: link.root + "/forked", causation: "", json, now)
     }
 
     static func redelivered(_ request: BrokerStateMachine.Request, reason: String, now: Timestamp) -> NewEvent {

@@ -31,6 +31,16 @@ public struct Envelope: Sendable, Hashable {
         self.headers = headers
     }
 
+    /// On an ask whose handler is re-executing (a redelivery or a fork): the ask may have been
+    /// answered before, so the router looks in the log when its memory has no answer.
+    public static let reissueHeader = "reissue"
+    /// On the first message of a fork: the parent run, the fork position, the parent's first
+    /// message id and its logged receive time (nanoseconds).
+    public static let forkParentHeader = "fork.parent"
+    public static let forkUntilHeader = "fork.until"
+    public static let forkOriginHeader = "fork.origin"
+    public static let forkTimeHeader = "fork.time"
+
     /// Whether `frame` starts with the envelope magic.
     public static func isEnvelope(_ frame: [UInt8]) -> Bool {
         frame.starts(with: magic)

@@ -123,11 +123,25 @@ actor CountingEcho: Agent {
             }
             let run = try runProduct("switchboard", ["run", "pipeline", "--input", #"{"task":"x"}"#,
                                                      "--router", router.endpoint, "--timeout", "30"])
+            let lines = run.output.split(separator: "\n").map(String.init)
+            let runID = try #require(lines.first?.split(separator: " ").last.map(String.init))
+            // A fork that borrows the run up to the counter's answer, then asks the last echo live.
+            let until = try #require(lines.first { $0.contains(" reply.final counter ") }?.split(separator: " ").first)
+            let fork = try runProduct("switchboard", ["replay", runID, "--fork", "--until", String(until),
+                                                      "--router", router.endpoint, "--timeout", "30"])
             agents.kill()
             router.process.kill()
             #expect(run.status == 0, "\(run.output)\(run.error)")
-            let lines = run.output.split(separator: "\n").map(String.init)
-            let runID = try #require(lines.first?.split(separator: " ").last.map(String.init))
+            #expect(fork.status == 0, "\(fork.output)\(fork.error)")
+            let forkLines = fork.output.split(separator: "\n").map(String.init)
+            #expect(forkLines.first == "forked \(runID) at position \(until)")
+            let forkID = try #require(forkLines.dropFirst().first?.split(separator: " ").last.map(String.init))
+            #expect(forkLines.contains { $0.contains(" run.forked ") && $0.contains(runID) })
+            #expect(forkLines.last == lines.last)
+            let forkReplay = try runProduct("switchboard", ["replay", forkID, "--data", data])
+            #expect(forkReplay.status == 0, "\(forkReplay.output)\(forkReplay.error)")
+            let noRouter = try runProduct("switchboard", ["replay", runID, "--fork"])
+            #expect(noRouter.status != 0 && noRouter.error.contains("--fork needs --router"))
             #expect(lines.first == "run \(runID)")
             #expect(lines.contains { $0.contains(" pipeline.step ") })
             #expect(lines.last == #"result: {"input":{"task":"x"},"counter":{"total":1},"steps":3}"#)
