@@ -24,9 +24,14 @@ func serve(_ host: AgentHost) async {
 }
 
 func stopOnSignals() {
+    // A parent may have started us with these signals blocked (a blocked mask is inherited).
+    var unblocked = sigset_t()
+    sigemptyset(&unblocked)
     for signalNumber in [SIGTERM, SIGINT] {
+        sigaddset(&unblocked, signalNumber)
         signal(signalNumber) { _ in stopRequested.store(true, ordering: .relaxed) }
     }
+    pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
 }
 
 struct RouterCommand: ParsableCommand {

@@ -24,6 +24,23 @@ actor CountingEcho: Agent {
     }
 }
 
+/// `echo` that answers only once the gate is open: holds a handler mid-run for as long as a test needs.
+actor GatedEcho: Agent {
+    static let descriptor = Echo.descriptor
+    static let gate = Atomic<Bool>(false)
+    static let asked = Atomic<Int>(0)
+    var state = NoState()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<GatedEcho>) async throws -> Payload {
+        Self.asked.add(1, ordering: .relaxed)
+        while !Self.gate.load(ordering: .relaxed) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return message.payload
+    }
+}
+
 /// `switchboard agent` processes against a router, killed and restarted; `switchboard run`,
 /// `replay` and `lock show` as a user runs them.
 @Suite(.serialized) struct AgentProcessTests {
@@ -109,6 +126,59 @@ actor CountingEcho: Agent {
                 #expect(report.exitCode == 0, "\(String(describing: report.divergence))")
             }
             #expect(redelivered >= 8, "every pipeline was redelivered after the kill")
+        }
+    }
+
+    @Test func sigtermDrainsTheHandlerUnderWayAndLeavesNewMessagesToAnotherHost() async throws {
+        try await withTemporaryDirectory { directory in
+            let router = try EmbeddedRouter(
+                directory: directory + "/log",
+                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100,
+                                                   unknownServiceGrace: 60_000))
+            let services = try AgentHost(
+                types: [AgentType(GatedEcho.self), AgentType(Counter.self)],
+                configuration: .init(endpoint: router.endpoint, heartbeatInterval: 100), context: router.context)
+            let endpoint = router.endpoint
+            let context = router.context
+            let first = try agentProcess(endpoint, "pipeline")
+            let servicesTask = Task { await services.run() }
+            let (results, second) = try await onThread { () throws -> ([RunClient.Result], ChildProcess) in
+                let client = try RunClient(context: context, endpoint: endpoint)
+                for name in ["pipeline", "echo", "counter"] {
+                    try #require(try client.waitForService(name, timeout: 120_000))
+                }
+                let a = try client.start("pipeline", input: Payload(text: #"{"run":"a"}"#))
+                // A's handler is under way in the first host, waiting on its first ask.
+                while GatedEcho.asked.load(ordering: .relaxed) == 0 { usleep(5000) }
+                kill(first.pid, SIGTERM)
+                usleep(500_000)
+                // B reaches the draining host, which does not start it.
+                let b = try client.start("pipeline", input: Payload(text: #"{"run":"b"}"#))
+                usleep(500_000)
+                #expect(GatedEcho.asked.load(ordering: .relaxed) == 1, "the draining host started B")
+                GatedEcho.gate.store(true, ordering: .relaxed)
+                let finishedA = try #require(try client.nextResult(timeout: 30_000))
+                #expect(finishedA.runID == a)
+                #expect(first.waitForExit(timeout: 30), "the drained host did not exit")
+                // B waits at the router for a host; a new one serves it.
+                let second = try self.agentProcess(endpoint, "pipeline")
+                let finishedB = try #require(try client.nextResult(timeout: 30_000))
+                #expect(finishedB.runID == b)
+                return ([finishedA, finishedB], second)
+            }
+            second.kill()
+            await services.shutdown()
+            _ = await servicesTask.value
+            try router.stop()
+            #expect(first.exitStatus == 0, "\(first.standardError)")
+            #expect(first.standardOutput.contains("agent host stopped after 1 messages"), "\(first.standardOutput)")
+            #expect(results.allSatisfy { $0.error == nil && $0.payload.text.contains(#""counter":{"total":1}"#) })
+            let log = router.router.log
+            let left = try log.events(from: 1).filter { $0.type == "worker.left" }
+                .map { String(decoding: $0.payload, as: UTF8.self) }
+            #expect(left.contains { $0.contains("\"pipeline\"") && $0.contains("disconnect") }, "\(left)")
+            let b = try log.events(inRun: results[1].runID)
+            #expect(b.filter { $0.type == "request.redelivered" }.count == 1, "B went to the second host")
         }
     }
 
