@@ -142,7 +142,7 @@ public struct AgentMessage: Sendable {
     public var key: String { headers[AgentMessage.keyHeader].flatMap { $0.isEmpty ? nil : $0 } ?? runID }
 
     /// The envelope header naming the instance key.
-    public static let keyHeader = "key"
+    public static let keyHeader = Envelope.keyHeader
 
     /// The handler's clock: the logged receive time, or for a fork's first message its parent's.
     func handlerTime(received: Timestamp) -> Timestamp {

@@ -64,6 +64,9 @@ public final class AgentHost: Sendable {
     private struct Idle {
         var instance: Cached
         var lastUsed: Int64
+        /// The registration it was used under: after a reconnect the router may have sent its key
+        /// to another host meanwhile, so it is rebuilt from the log instead.
+        var registration: Int
     }
 
     struct Cached: Sendable {
@@ -147,7 +150,10 @@ public final class AgentHost: Sendable {
 
     /// Handles the messages of one instance in order until its mailbox is empty.
     private func drain(_ key: InstanceKey, type: AgentType) async {
-        var cached = state.withLock { $0.idle.removeValue(forKey: key)?.instance }
+        let registration = connection.registrations
+        var cached = state.withLock { state in
+            state.idle.removeValue(forKey: key).flatMap { $0.registration == registration ? $0.instance : nil }
+        }
         let id = AgentID(type: key.type, key: key.key)
         while let request = state.withLock({ state in state.mailboxes[key]?.first }) {
             let message = request.message
@@ -171,7 +177,9 @@ public final class AgentHost: Sendable {
                 state.mailboxes[key]?.removeFirst()
                 if state.mailboxes[key]?.isEmpty == true {
                     state.mailboxes[key] = nil
-                    if let cached { state.idle[key] = Idle(instance: cached, lastUsed: now) }
+                    if let cached {
+                        state.idle[key] = Idle(instance: cached, lastUsed: now, registration: registration)
+                    }
                     passivate(&state, now: now)
                 }
             }

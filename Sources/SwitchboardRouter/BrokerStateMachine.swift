@@ -30,28 +30,6 @@ struct BrokerStateMachine {
         var wall: Timestamp
     }
 
-    struct Request {
-        var messageID: String
-        var runID: String
-        /// The message that caused this request (a native client's envelope says; empty for none).
-        var causationID: String = ""
-        var service: String
-        var client: [UInt8]
-        var clientFraming: MDPFraming
-        var native: Bool
-        var body: [[UInt8]]
-        var attempt: UInt32
-        var receivedAt: Int64
-        var expiresAt: Int64
-        /// When it was first received, as logged: native workers get it as the handler's clock.
-        var receivedWall = Timestamp(nanosecondsSinceEpoch: 0)
-        /// Arrival order, kept across redeliveries.
-        var arrival: UInt64 = 0
-        /// The client address the worker was given; a plain worker's reply names it.
-        var dispatchedClient: [UInt8] = []
-        /// The batch whose commit holds this request's latest event.
-        var batch: UInt64 = 0
-    }
 
     struct Worker {
         var identity: [UInt8]
@@ -86,6 +64,8 @@ struct BrokerStateMachine {
     private var finished: [String: [[UInt8]]] = [:]
     /// The log's answers, for re-issued asks the memory above has forgotten, and for forks.
     var logAnswers: LogAnswers?
+    var pins: [String: Pin] = [:]
+    var nextPinSweep: Int64 = 0
     private var finishedOrder: [String] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<String> = []
@@ -173,6 +153,7 @@ struct BrokerStateMachine {
             expireRequests(of: name, now: now, into: &output)
         }
         fireTimers(now: now, into: &output)
+        sweepPins(now: now)
         dispatchAll(now: now, into: &output)
     }
 
@@ -204,6 +185,7 @@ struct BrokerStateMachine {
         var emitted: [EmittedEvent] = []
         var native = false
         var reissued = false
+        var instanceKey = ""
         var messageID: String
         var runID: String
         var expiresAt = now.milliseconds + Int64(configuration.requestExpiry)
@@ -241,6 +223,7 @@ struct BrokerStateMachine {
             (body, emitted) = carried
             causationID = envelope.causationID
             reissued = envelope.headers[Envelope.reissueHeader] != nil
+            instanceKey = Request.instanceKey(of: envelope, runID: runID)
         } else {
             sequence += 1
             messageID = "\(idPrefix)\(sequence)"
@@ -254,7 +237,7 @@ struct BrokerStateMachine {
             messageID: messageID, runID: runID, causationID: causationID, service: service, client: client,
             clientFraming: framing, native: native, body: tooLarge ? [] : body, attempt: 1,
             receivedAt: now.milliseconds, expiresAt: expiresAt, receivedWall: now.wall, arrival: nextArrival(),
-            batch: batch)
+            batch: batch, key: instanceKey)
         if reissued && !tooLarge && answerFromLog(request, emitted: emitted, now: now, into: &output) { return }
         for event in emitted {
             logEmitted(event, runID: runID, now: now, into: &output)
@@ -413,6 +396,8 @@ struct BrokerStateMachine {
         }
         services[worker.service]?.workers.remove(identity)
         services[worker.service]?.idle.removeAll { $0 == identity }
+        // Its keys move to other workers, which rebuild their instances from the log.
+        pins = pins.filter { $0.value.worker != identity }
         output.events.append(RouterEvents.workerLeft(identity, service: worker.service, reason: reason, now: now.wall))
         // Its requests go back to the front of the queue, in their original order.
         let orphans = worker.inFlight.values.sorted { $0.arrival < $1.arrival }
@@ -446,11 +431,34 @@ struct BrokerStateMachine {
     private mutating func dispatch(_ name: String, now: Now, into output: inout Output) {
         guard var service = services[name] else { return }
         defer { services[name] = service }
+        // Requests whose key's worker is busy wait, in order, ahead of the rest of the queue.
+        var waiting: [Request] = []
+        var blockedKeys: Set<String> = []
         while service.queued > 0, !service.idle.isEmpty {
-            let identity = service.idle.removeFirst()
-            guard var worker = workers[identity] else { continue }
             let request = service.queue[service.queueStart]
             service.queueStart += 1
+            var identity = service.idle[0]
+            let pinKey = request.key.isEmpty ? "" : name + "\u{0}" + request.key
+            if !pinKey.isEmpty {
+                if blockedKeys.contains(pinKey) {
+                    waiting.append(request)
+                    continue
+                }
+                if let pin = pins[pinKey], workers[pin.worker] != nil {
+                    guard service.idle.contains(pin.worker) else {
+                        blockedKeys.insert(pinKey)
+                        waiting.append(request)
+                        continue
+                    }
+                    identity = pin.worker
+                }
+            }
+            service.idle.removeAll { $0 == identity }
+            guard var worker = workers[identity] else {
+                service.queueStart -= 1
+                continue
+            }
+            if !pinKey.isEmpty { pins[pinKey] = Pin(worker: identity, lastUsed: now.milliseconds) }
             var body = request.body
             if request.native && !worker.native {
                 // A plain MDP worker gets a plain body; the router adds the reply's envelope.
@@ -486,11 +494,16 @@ struct BrokerStateMachine {
                 output.sends.append((identity, frames))
             }
         }
+        if !waiting.isEmpty {
+            service.queue = waiting + service.queue[service.queueStart...]
+            service.queueStart = 0
+        }
         if service.queueStart > 64 && service.queueStart * 2 > service.queue.count {
             service.queue.removeFirst(service.queueStart)
             service.queueStart = 0
         }
     }
+
 
     private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {
         guard var service = services[name], service.queued > 0 else { return }
@@ -559,21 +572,6 @@ struct BrokerStateMachine {
                                       runID: runID, code: code, message: message)
         output.sends.append((client, frames))
         if native && !messageID.isEmpty { remember(messageID, reply: frames) }
-    }
-
-    func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
-        Self.errorFrames(service: request.service, framing: request.clientFraming, native: request.native,
-                         messageID: request.messageID, runID: request.runID, code: code, message: message)
-    }
-
-    private static func errorFrames(service: String, framing: MDPFraming, native: Bool, messageID: String,
-                                    runID: String, code: String, message: String) -> [[UInt8]] {
-        var body = [RouterEvents.errorBody(code: code, message: message)]
-        if native, let envelope = try? Envelope(messageID: messageID + "/error", runID: runID, causationID: messageID,
-                                                headers: ["status": "error"]).encoded() {
-            body.insert(envelope, at: 0)
-        }
-        return MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
     }
 
     func rememberedReply(_ messageID: String) -> [[UInt8]]? {

@@ -28,6 +28,9 @@ public struct RouterConfiguration: Sendable {
     /// Answers to native requests kept in memory for clients that ask again; older ones are read
     /// from the log when a re-executing handler asks again.
     public var rememberedAnswers: Int
+    /// Milliseconds an instance key stays with its worker after its last message. Keep it above the
+    /// agent hosts' idle timeout, so that no host keeps an instance whose key moved on.
+    public var keyAffinityTimeout: Int
 
     public init(
         endpoint: String,
@@ -41,8 +44,10 @@ public struct RouterConfiguration: Sendable {
         maximumFrames: Int = 1024,
         maximumBatch: Int = 512,
         policy: Policy? = nil,
-        rememberedAnswers: Int = 10_000
+        rememberedAnswers: Int = 10_000,
+        keyAffinityTimeout: Int = 600_000
     ) {
+        self.keyAffinityTimeout = keyAffinityTimeout
         self.rememberedAnswers = max(1, rememberedAnswers)
         self.policy = policy
         self.endpoint = endpoint

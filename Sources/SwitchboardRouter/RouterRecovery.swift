@@ -70,12 +70,14 @@ enum RouterRecovery {
     {
         guard let request = try? decoder.decode(RequestPayload.self, from: Data(payload)) else { return nil }
         let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
+        let envelope = body.first.flatMap { Envelope.isEnvelope($0) ? try? Envelope(decoding: $0) : nil }
         return BrokerStateMachine.Request(
             messageID: messageID, runID: runID, causationID: causationID, service: request.service,
             client: RouterEvents.unhex(request.client) ?? [],
             clientFraming: request.framing == "delimited" ? .delimited : .plain,
             native: body.first.map(Envelope.isEnvelope) ?? false, body: body,
-            attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0, receivedWall: receivedWall)
+            attempt: UInt32(clamping: request.attempt), receivedAt: 0, expiresAt: 0, receivedWall: receivedWall,
+            key: BrokerStateMachine.Request.instanceKey(of: envelope, runID: runID))
     }
 
     /// Walks the log from `position`: answered native requests, and (if asked) pending ones.

@@ -31,6 +31,9 @@ public struct Envelope: Sendable, Hashable {
         self.headers = headers
     }
 
+    /// The agent instance a message is for (the run id when absent): the router sends all messages
+    /// of one key to the same worker, so that one host holds each instance.
+    public static let keyHeader = "key"
     /// On an ask whose handler is re-executing (a redelivery or a fork): the ask may have been
     /// answered before, so the router looks in the log when its memory has no answer.
     public static let reissueHeader = "reissue"

@@ -182,6 +182,49 @@ actor GatedEcho: Agent {
         }
     }
 
+    @Test func oneKeyServedByTwoHostProcessesStaysOnOneOfThem() async throws {
+        try await withTemporaryDirectory { directory in
+            let router = try EmbeddedRouter(
+                directory: directory + "/log",
+                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100))
+            let hosts = [try agentProcess(router.endpoint, "counter"), try agentProcess(router.endpoint, "counter")]
+            let endpoint = router.endpoint
+            let context = router.context
+            let totals = try await onThread { () throws -> [String] in
+                let client = try RunClient(context: context, endpoint: endpoint)
+                try #require(try client.waitForService("counter", timeout: 120_000))
+                // Both hosts have registered when the router has logged two counter workers.
+                while try router.router.log.events(from: 1).filter({ $0.type == "worker.joined" }).count < 2 {
+                    usleep(10_000)
+                }
+                // Forty runs at once add to the shared instance, and forty to keys of their own.
+                for _ in 0..<40 { try client.start("counter", input: Payload(text: #"{"add":1}"#), key: "shared") }
+                for _ in 0..<40 { try client.start("counter", input: Payload(text: #"{"add":1}"#)) }
+                var totals: [String] = []
+                while totals.count < 80, let result = try client.nextResult(timeout: 30_000) {
+                    totals.append(result.payload.text)
+                }
+                return totals
+            }
+            var handled: [Int] = []
+            for host in hosts {
+                kill(host.pid, SIGTERM)
+                #expect(host.waitForExit(timeout: 30))
+                let line = host.standardOutput.split(separator: "\n").last { $0.hasPrefix("agent host stopped after ") }
+                handled.append(line.flatMap { Int($0.split(separator: " ")[4]) } ?? -1)
+            }
+            try router.stop()
+            // One instance saw every shared message, in order: each total from 1 to 40 once.
+            // Two instances of the key on two hosts would each count from the log and repeat totals.
+            let shared = totals.filter { $0 != #"{"total":1}"# }
+            #expect(totals.count == 80)
+            #expect(Set(shared).count == 39 && totals.filter { $0 == #"{"total":1}"# }.count == 41, "\(totals)")
+            #expect(try router.router.log.events(inStream: "agent/counter/shared").filter { $0.type == "counter.added" }.count == 40)
+            // Both hosts served (keys of their own spread over them), 80 messages in all.
+            #expect(handled.allSatisfy { $0 > 0 } && handled.reduce(0, +) == 80, "\(handled)")
+        }
+    }
+
     @Test func runThenReplayAndLockShowWithTheRouterStopped() throws {
         try withTemporaryDirectory { directory in
             let data = directory + "/log"

@@ -172,6 +172,42 @@ import Testing
         #expect(reply.body[1] == [8])
     }
 
+    @Test mutating func messagesOfOneKeyGoToTheWorkerHoldingItAndWaitWhileItIsBusy() throws {
+        let metadata = WorkerMetadata(version: "1", capacity: 1).encoded()
+        _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        _ = send("w2", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        func ask(_ id: String, key: String) throws -> BrokerStateMachine.Output {
+            let envelope = try Envelope(messageID: id, runID: "run-\(id)", headers: ["key": key]).encoded()
+            return send("c", MDPCodec.clientRequest(service: "agent", body: [envelope, []]))
+        }
+        func finish(_ worker: String, _ id: String) throws -> BrokerStateMachine.Output {
+            let reply = try Envelope(messageID: id + "/reply", causationID: id).encoded()
+            return send(worker, MDPCodec.workerReply(.workerFinal, client: Array("c".utf8), body: [reply]))
+        }
+        // a (key k) goes to w1; b (key k) waits for w1 though w2 is free; c (key j) takes w2.
+        #expect(sentTo(try ask("a", key: "k"), "w1").count == 1)
+        let b = try ask("b", key: "k")
+        #expect(sentTo(b, "w1").isEmpty && sentTo(b, "w2").isEmpty)
+        #expect(sentTo(try ask("c", key: "j"), "w2").count == 1)
+        // w1 finishes a: b follows it there.
+        #expect(sentTo(try finish("w1", "a"), "w1").count == 1)
+        // w2 is free first, yet k stays with w1 and j with w2.
+        _ = try finish("w2", "c")
+        _ = try finish("w1", "b")
+        #expect(sentTo(try ask("d", key: "k"), "w1").count == 1)
+        _ = try finish("w1", "d")
+        #expect(sentTo(try ask("e", key: "j"), "w2").count == 1)
+        // w1 falls silent and is dropped: its key k moves to w2 once w2 is free.
+        for _ in 0..<4 {
+            _ = send("w2", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            _ = tick(after: 90)
+        }
+        #expect(machine.workers[Array("w1".utf8)] == nil)
+        #expect(sentTo(try ask("f", key: "k"), "w2").isEmpty)
+        #expect(sentTo(try finish("w2", "e"), "w2").count == 1)
+        #expect(machine.pins.values.allSatisfy { $0.worker == Array("w2".utf8) })
+    }
+
     @Test mutating func aNativeWorkerNeverHoldsMoreThanItsCapacity() throws {
         _ = send("w1", MDPCodec.workerReady(service: "llm", metadata: WorkerMetadata(version: "1", capacity: 2).encoded()))
         var dispatched = 0

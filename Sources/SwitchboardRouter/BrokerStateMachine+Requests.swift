@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardWire
+
+/// What the broker keeps per request, and which worker holds each agent instance key.
+extension BrokerStateMachine {
+    struct Request {
+        var messageID: String
+        var runID: String
+        /// The message that caused this request (a native client's envelope says; empty for none).
+        var causationID: String = ""
+        var service: String
+        var client: [UInt8]
+        var clientFraming: MDPFraming
+        var native: Bool
+        var body: [[UInt8]]
+        var attempt: UInt32
+        var receivedAt: Int64
+        var expiresAt: Int64
+        /// When it was first received, as logged: native workers get it as the handler's clock.
+        var receivedWall = Timestamp(nanosecondsSinceEpoch: 0)
+        /// Arrival order, kept across redeliveries.
+        var arrival: UInt64 = 0
+        /// The client address the worker was given; a plain worker's reply names it.
+        var dispatchedClient: [UInt8] = []
+        /// The batch whose commit holds this request's latest event.
+        var batch: UInt64 = 0
+        /// The agent instance it is for (native requests; empty for plain ones): see ``pins``.
+        var key = ""
+
+        /// A native body's instance key: its envelope's `key` header, or else the run.
+        static func instanceKey(of envelope: Envelope?, runID: String) -> String {
+            guard let envelope else { return "" }
+            return envelope.headers[Envelope.keyHeader].flatMap { $0.isEmpty ? nil : $0 } ?? runID
+        }
+    }
+
+    /// Which worker holds each (service, instance key): every message of a key goes to it while it
+    /// lives, so one host has the instance and handles its messages in order. A pin unused for
+    /// ``RouterConfiguration/keyAffinityTimeout`` is dropped.
+    struct Pin {
+        var worker: [UInt8]
+        var lastUsed: Int64
+    }
+
+    /// Drops pins unused for the affinity timeout (checked once a minute at most).
+    mutating func sweepPins(now: Now) {
+        guard now.milliseconds >= nextPinSweep else { return }
+        nextPinSweep = now.milliseconds + 60_000
+        let oldest = now.milliseconds - Int64(configuration.keyAffinityTimeout)
+        // A key with a message still in flight keeps its worker, however long ago it was sent.
+        var busy: Set<String> = []
+        for worker in workers.values {
+            for request in worker.inFlight.values where !request.key.isEmpty {
+                busy.insert(worker.service + "\u{0}" + request.key)
+            }
+        }
+        pins = pins.filter { $0.value.lastUsed >= oldest || busy.contains($0.key) }
+    }
+
+    func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
+        Self.errorFrames(service: request.service, framing: request.clientFraming, native: request.native,
+                         messageID: request.messageID, runID: request.runID, code: code, message: message)
+    }
+
+    static func errorFrames(service: String, framing: MDPFraming, native: Bool, messageID: String,
+                            runID: String, code: String, message: String) -> [[UInt8]] {
+        var body = [RouterEvents.errorBody(code: code, message: message)]
+        if native, let envelope = try? Envelope(messageID: messageID + "/error", runID: runID, causationID: messageID,
+                                                headers: ["status": "error"]).encoded() {
+            body.insert(envelope, at: 0)
+        }
+        return MDPCodec.clientReply(.final, service: service, body: body, framing: framing)
+    }
+}
