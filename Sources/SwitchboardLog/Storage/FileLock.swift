@@ -16,13 +16,21 @@ final class FileLock: Sendable {
         guard fd >= 0 else {
             throw EventLogError(.storage, "cannot open \(path): \(String(cString: strerror(errno)))", returnCode: errno)
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             var buffer = [UInt8](repeating: 0, count: 32)
             let count = pread(fd, &buffer, buffer.count, 0)
-            close(fd)
             let holder = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
                 .trimmingSuffix(while: { $0 == "\n" || $0 == "\0" })
+            // This process closed the log, but a child forked meanwhile still holds a copy of the
+            // locked descriptor until it execs (O_CLOEXEC): wait for that, briefly.
+            if code == EWOULDBLOCK && holder == String(getpid()) && attempts < 400 {
+                attempts += 1
+                usleep(5000)
+                continue
+            }
+            close(fd)
             if code == EWOULDBLOCK {
                 throw EventLogError(
                     .locked, "the event log is open for writing by another process (pid \(holder.isEmpty ? "?" : holder))")
