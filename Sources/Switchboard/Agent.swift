@@ -152,6 +152,9 @@ public struct AgentMessage: Sendable {
     /// What seeds the handler's random numbers: a fork's first message draws what its parent drew.
     var seedID: String { headers[Envelope.forkOriginHeader] ?? messageID }
 
-    /// True when the handler re-executes (a redelivery or a fork), so its asks may have answers already.
-    var reissues: Bool { attempt > 1 || headers[Envelope.forkParentHeader] != nil }
+    /// True when the handler re-executes (a redelivery, a fork, or a message that was itself asked
+    /// again), so its asks may have answers already.
+    var reissues: Bool {
+        attempt > 1 || headers[Envelope.forkParentHeader] != nil || headers[Envelope.reissueHeader] != nil
+    }
 }

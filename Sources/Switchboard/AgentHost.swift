@@ -152,7 +152,11 @@ public final class AgentHost: Sendable {
     private func drain(_ key: InstanceKey, type: AgentType) async {
         let registration = connection.registrations
         var cached = state.withLock { state in
-            state.idle.removeValue(forKey: key).flatMap { $0.registration == registration ? $0.instance : nil }
+            // Not after a re-registration, nor past the idle timeout: the router may have moved the key meanwhile.
+            state.idle.removeValue(forKey: key).flatMap { idle in
+                idle.registration == registration
+                    && MonotonicTime.milliseconds() - idle.lastUsed < Int64(configuration.idleTimeout) ? idle.instance : nil
+            }
         }
         let id = AgentID(type: key.type, key: key.key)
         while let request = state.withLock({ state in state.mailboxes[key]?.first }) {

@@ -25,7 +25,8 @@ extension BrokerStateMachine {
     static func takeEmitted(from body: [[UInt8]], envelope: Envelope) -> (body: [[UInt8]], events: [EmittedEvent])? {
         guard envelope.headers[EmittedEvent.headerName] != nil else { return (body, []) }
         guard let (stripped, events) = EmittedEvent.split(body, envelope: envelope),
-              events.allSatisfy({ !$0.type.isEmpty && JSONText.isValid($0.payload) })
+              // An agent's event belongs to a stream: router events have none, and cannot be forged.
+              events.allSatisfy({ !$0.type.isEmpty && !$0.streamID.isEmpty && JSONText.isValid($0.payload) })
         else { return nil }
         var envelope = envelope
         envelope.headers[EmittedEvent.headerName] = nil

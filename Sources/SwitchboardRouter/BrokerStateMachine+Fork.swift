@@ -14,6 +14,15 @@ extension BrokerStateMachine {
     {
         guard let answers = logAnswers else { return false }
         if let answer = answers.answer(run: request.runID, messageID: request.messageID) {
+            guard answer.service == request.service, answer.bodyDigest == LogAnswers.digest(request.body.dropFirst())
+            else {
+                // The same id for another question: the re-executing handler did not do what it did before.
+                output.sends.append((request.client, errorReply(
+                    request, code: "nondeterministic",
+                    message: "ask \(request.messageID) was answered before for a different request "
+                        + "(\(answer.service), logged at \(answer.requestPosition))")))
+                return true
+            }
             // Answered long ago: the same answer again. What the ask carries was logged the first time.
             rememberRecovered(request, outcome: answer.outcome)
             if let reply = rememberedReply(request.messageID) { output.sends.append((request.client, reply)) }
@@ -66,7 +75,11 @@ extension BrokerStateMachine {
         guard let answers = logAnswers, let root = answers.root(of: parent) else {
             return .failure(ForkError(code: "not_found", message: "no run \(parent) in the log"))
         }
-        let until = until ?? answers.tail()
+        let tail = answers.tail()
+        let until = until ?? tail
+        guard until <= tail else {
+            return .failure(ForkError(code: "bad_request", message: "position \(until) is past the log's end (\(tail))"))
+        }
         guard until >= root.position else {
             return .failure(ForkError(code: "bad_request",
                                       message: "position \(until) is before run \(parent) began (at \(root.position))"))
@@ -86,6 +99,8 @@ extension BrokerStateMachine {
         envelope.causationID = ""
         envelope.attempt = 1
         envelope.deadline = 0
+        // The fork's instance is its own (keyed by its run), not the parent's shared one.
+        envelope.headers[Envelope.keyHeader] = nil
         envelope.headers[Envelope.forkParentHeader] = parent
         envelope.headers[Envelope.forkUntilHeader] = String(until)
         envelope.headers[Envelope.forkOriginHeader] = origin

@@ -130,6 +130,8 @@ final class LogAnswers {
     }
 
     private func read(_ event: RecordedEvent, into record: inout RunRecord) {
+        // Router events have no stream; an agent's emitted event always has one, whatever its type.
+        guard event.streamID.isEmpty else { return }
         switch event.type {
         case Self.forkedType:
             record.fork = try? decoder.decode(ForkLink.self, from: Data(event.payload))

@@ -69,7 +69,8 @@ actor Chain: Agent {
                     let fork = try #require(try client.nextResult(timeout: 30_000))
                     #expect(fork.runID == forkID)
                     var refusals: [String] = []
-                    for (run, position) in [("run-none", UInt64?.none), (parent.runID, UInt64?.some(1))] {
+                    for (run, position) in [("run-none", UInt64?.none), (parent.runID, UInt64?.some(1)),
+                                            (parent.runID, UInt64?.some(1 << 40))] {
                         do {
                             _ = try client.fork(run, until: position)
                         } catch let refused as ForkRefused {
@@ -81,7 +82,7 @@ actor Chain: Agent {
             }
             try embedded.router.stop()
             #expect(parent.error == nil && fork.error == nil, "\(String(describing: fork.error))")
-            #expect(refusals == ["not_found", "bad_request"])
+            #expect(refusals == ["not_found", "bad_request", "bad_request"])
 
             // The first two answers are the parent's (same draws, same call numbers); the last two
             // were asked again, live: tally was called six times in all, not eight.
@@ -132,10 +133,11 @@ actor Chain: Agent {
             let endpoint = router.endpoint
             let replies = try await onThread { () throws -> [String] in
                 let client = try MDPClient(context: context, endpoint: endpoint)
-                func ask(_ id: String, reissue: Bool) throws -> String {
+                func ask(_ id: String, reissue: Bool, payload: String? = nil) throws -> String {
                     let envelope = Envelope(messageID: id, runID: "run-reissue",
                                             headers: reissue ? [Envelope.reissueHeader: "1"] : [:])
-                    try client.send(service: "echo", body: [try envelope.encoded(), Array("{\"id\":\"\(id)\"}".utf8)])
+                    let body = payload ?? "{\"id\":\"\(id)\"}"
+                    try client.send(service: "echo", body: [try envelope.encoded(), Array(body.utf8)])
                     guard let reply = try client.receive(timeout: 30_000), reply.command == .final else {
                         throw TestFailure("no answer to \(id)")
                     }
@@ -145,15 +147,18 @@ actor Chain: Agent {
                 for index in 1...4 { replies.append(try ask("m-\(index)", reissue: false)) }
                 // m-1 left the router's memory three answers ago; asked again as a re-issue, the log answers.
                 replies.append(try ask("m-1", reissue: true))
+                // The same id for another question is refused, not answered with the old answer.
+                replies.append(try ask("m-2", reissue: true, payload: #"{"id":"other"}"#))
                 return replies
             }
             await host.shutdown()
             _ = await hostTask.value
             try router.stop()
-            #expect(replies.last == replies.first)
-            #expect(replies.first == #"{"id":"m-1"}"#)
+            #expect(replies[4] == replies[0])
+            #expect(replies[0] == #"{"id":"m-1"}"#)
+            #expect(replies[5].contains("nondeterministic"), "\(replies[5])")
             let events = try router.router.log.events(inRun: "run-reissue")
-            // Asked five times, logged and answered by echo four times.
+            // Asked six times, logged and answered by echo four times.
             #expect(events.filter { $0.type == "request.received" }.count == 4)
             #expect(events.filter { $0.type == "reply.final" }.count == 4)
         }
