@@ -53,16 +53,23 @@ actor GatedEcho: Agent {
         return process
     }
 
+    /// A router on a loopback port that waits a minute for a service's first worker, and a host in
+    /// this process for the services the pipeline asks: `echo` as given, and the counter.
+    static func routerAndServices(_ directory: String, echo: AgentType) throws -> (EmbeddedRouter, AgentHost) {
+        let router = try EmbeddedRouter(
+            directory: directory + "/log",
+            configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100,
+                                               unknownServiceGrace: 60_000))
+        let services = try AgentHost(
+            types: [echo, AgentType(Counter.self)],
+            configuration: .init(endpoint: router.endpoint, heartbeatInterval: 100), context: router.context)
+        return (router, services)
+    }
+
     @Test func killedAgentHostMidRunRecoversOnARestartedHostAndAsksNothingTwice() async throws {
         try await withTemporaryDirectory { directory in
-            let router = try EmbeddedRouter(
-                directory: directory + "/log",
-                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100,
-                                                   unknownServiceGrace: 60_000))
             // The services the pipeline asks, in this process: a counting echo and the counter.
-            let services = try AgentHost(
-                types: [AgentType(CountingEcho.self), AgentType(Counter.self)],
-                configuration: .init(endpoint: router.endpoint, heartbeatInterval: 100), context: router.context)
+            let (router, services) = try Self.routerAndServices(directory, echo: AgentType(CountingEcho.self))
             let endpoint = router.endpoint
             let context = router.context
             var first: ChildProcess? = try agentProcess(endpoint, "pipeline")
@@ -131,13 +138,7 @@ actor GatedEcho: Agent {
 
     @Test func sigtermDrainsTheHandlerUnderWayAndLeavesNewMessagesToAnotherHost() async throws {
         try await withTemporaryDirectory { directory in
-            let router = try EmbeddedRouter(
-                directory: directory + "/log",
-                configuration: RouterConfiguration(endpoint: "tcp://127.0.0.1:*", heartbeatInterval: 100,
-                                                   unknownServiceGrace: 60_000))
-            let services = try AgentHost(
-                types: [AgentType(GatedEcho.self), AgentType(Counter.self)],
-                configuration: .init(endpoint: router.endpoint, heartbeatInterval: 100), context: router.context)
+            let (router, services) = try Self.routerAndServices(directory, echo: AgentType(GatedEcho.self))
             let endpoint = router.endpoint
             let context = router.context
             let first = try agentProcess(endpoint, "pipeline")
