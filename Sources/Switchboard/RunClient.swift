@@ -28,9 +28,7 @@ public final class RunClient {
 
     /// A new run id: `run-` and 16 random hex digits.
     public static func makeRunID() -> String {
-        let value = UInt64.random(in: 0...UInt64.max)
-        let digits = String(value, radix: 16)
-        return "run-" + String(repeating: "0", count: 16 - digits.count) + digits
+        Envelope.newRunID()
     }
 
     /// Sends `input` to `service` as the first message of a run; returns the run id.

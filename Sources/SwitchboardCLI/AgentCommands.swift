@@ -98,15 +98,7 @@ struct RunStart: AsyncParsableCommand {
             try followRun(router: router, context: try ZMQContext(), service: service, input: payload, services: [],
                           approvals: approvals, quiet: quiet, key: key, timeout: timeout)
         }
-        try report(result)
-    }
-
-    private func report(_ result: RunClient.Result) throws {
-        if let error = result.error {
-            print("error: \(error.code): \(error.message)")
-            throw ExitCode.failure
-        }
-        print("result: \(result.payload.text)")
+        try printResult(result)
     }
 
     private func embedded(service: String, payload: Payload) async throws {
@@ -116,7 +108,7 @@ struct RunStart: AsyncParsableCommand {
                                               approvals: yes ? .approveAll : .ask, quiet: quiet, key: key,
                                               timeout: timeout)
         try await system.stop()
-        try report(outcome.1)
+        try printResult(outcome.1)
     }
 
     /// Starts `count` runs, `concurrency` at a time, and prints runs/s and latency.
@@ -178,6 +170,15 @@ struct RunStart: AsyncParsableCommand {
     }
 }
 
+/// Prints a run's result, or its error and exits 1.
+func printResult(_ result: RunClient.Result) throws {
+    if let error = result.error {
+        print("error: \(error.code): \(error.message)")
+        throw ExitCode.failure
+    }
+    print("result: \(result.payload.text)")
+}
+
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
@@ -227,12 +228,7 @@ struct ReplayCommand: AsyncParsableCommand {
                     return fork
                 }
             }
-            if let error = result.error {
-                print("error: \(error.code): \(error.message)")
-                throw ExitCode.failure
-            }
-            print("result: \(result.payload.text)")
-            return
+            return try printResult(result)
         }
         let log = try reportingErrors { try EventLog.openReadOnly(at: data ?? "") }
         let report: ReplayReport

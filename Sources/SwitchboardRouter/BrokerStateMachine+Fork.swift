@@ -66,12 +66,17 @@ extension BrokerStateMachine {
         var message: String
     }
 
-    /// Starts a fork of `parent` at `until` (the log's tail when nil): logs `run.forked`, then sends
-    /// the parent's first message again as the fork's, from `client`, whose final reply it gets.
-    /// Returns the fork's run id and the service of its first message.
-    mutating func fork(
-        _ parent: String, until: UInt64?, client: [UInt8], framing: MDPFraming, now: Now, into output: inout Output
-    ) -> Result<(run: String, service: String, until: UInt64), ForkError> {
+    /// A fork, checked and built: its link to the parent and its first message.
+    struct ForkPlan {
+        var link: LogAnswers.ForkLink
+        var service: String
+        var body: [[UInt8]]
+        var run: String { String(link.root.dropLast("/start".count)) }
+    }
+
+    /// Checks and builds a fork of `parent` at `until` (the log's tail when nil): the parent's first
+    /// message, again, as the fork's first message.
+    func planFork(_ parent: String, until: UInt64?) -> Result<ForkPlan, ForkError> {
         guard let answers = logAnswers, let root = answers.root(of: parent) else {
             return .failure(ForkError(code: "not_found", message: "no run \(parent) in the log"))
         }
@@ -89,7 +94,7 @@ extension BrokerStateMachine {
             return .failure(ForkError(code: "bad_request",
                                       message: "run \(parent) was started by a plain MDP client; only native runs fork"))
         }
-        let run = Self.forkRunID()
+        let run = Envelope.newRunID()
         let rootID = run + "/start"
         // A fork of a fork keeps the first run's clock and random seed.
         let time = envelope.headers[Envelope.forkTimeHeader] ?? String(root.timestamp.nanosecondsSinceEpoch)
@@ -109,14 +114,14 @@ extension BrokerStateMachine {
             return .failure(ForkError(code: "bad_request", message: "the fork's envelope does not encode"))
         }
         let link = LogAnswers.ForkLink(parent: parent, until: until, origin: root.messageID, root: rootID)
-        output.events.append(RouterEvents.forked(link, runID: run, now: now.wall))
-        clientRequest(client, service: root.service, body: [head] + root.body.dropFirst(), framing: framing, now: now,
-                      into: &output)
-        return .success((run, root.service, until))
+        return .success(ForkPlan(link: link, service: root.service, body: [head] + root.body.dropFirst()))
     }
 
-    private static func forkRunID() -> String {
-        let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        return "run-" + String(repeating: "0", count: 16 - digits.count) + digits
+    /// Starts a planned fork: logs `run.forked`, then sends its first message from `client`, which
+    /// gets its final reply.
+    mutating func startFork(_ plan: ForkPlan, client: [UInt8], framing: MDPFraming, now: Now,
+                            into output: inout Output) {
+        output.events.append(RouterEvents.forked(plan.link, runID: plan.run, now: now.wall))
+        clientRequest(client, service: plan.service, body: plan.body, framing: framing, now: now, into: &output)
     }
 }

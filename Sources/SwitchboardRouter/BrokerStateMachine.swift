@@ -437,7 +437,8 @@ struct BrokerStateMachine {
         while service.queued > 0, !service.idle.isEmpty {
             let request = service.queue[service.queueStart]
             service.queueStart += 1
-            var identity = service.idle[0]
+            // The least recently used free worker, unless the request's key is pinned to another.
+            var slot = 0
             let pinKey = request.key.isEmpty ? "" : name + "\u{0}" + request.key
             if !pinKey.isEmpty {
                 if blockedKeys.contains(pinKey) {
@@ -445,15 +446,15 @@ struct BrokerStateMachine {
                     continue
                 }
                 if let pin = pins[pinKey], workers[pin.worker] != nil {
-                    guard service.idle.contains(pin.worker) else {
+                    guard let index = service.idle.firstIndex(of: pin.worker) else {
                         blockedKeys.insert(pinKey)
                         waiting.append(request)
                         continue
                     }
-                    identity = pin.worker
+                    slot = index
                 }
             }
-            service.idle.removeAll { $0 == identity }
+            let identity = service.idle.remove(at: slot)
             guard var worker = workers[identity] else {
                 service.queueStart -= 1
                 continue

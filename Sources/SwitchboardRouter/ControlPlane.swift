@@ -397,15 +397,12 @@ extension BrokerStateMachine {
             guard let run = command.run, !run.isEmpty, run.utf8.count <= Self.maximumIDLength else {
                 return failure("bad_request", "fork takes a \"run\" id")
             }
-            var forkOutput = Output()
-            switch fork(run, until: command.until, client: client, framing: framing, now: now, into: &forkOutput) {
-            case .success(let fork):
+            switch planFork(run, until: command.until) {
+            case .success(let plan):
                 // The answer names the fork before its first message's replies can arrive.
-                reply("{\"ok\":true,\"run\":\(Self.quoted(fork.run)),\"parent\":\(Self.quoted(run)),"
-                      + "\"service\":\(Self.quoted(fork.service)),\"until\":\(fork.until)}")
-                output.events += forkOutput.events
-                output.sends += forkOutput.sends
-                output.early += forkOutput.early
+                reply("{\"ok\":true,\"run\":\(Self.quoted(plan.run)),\"parent\":\(Self.quoted(run)),"
+                      + "\"service\":\(Self.quoted(plan.service)),\"until\":\(plan.link.until)}")
+                startFork(plan, client: client, framing: framing, now: now, into: &output)
             case .failure(let error):
                 failure(error.code, error.message)
             }

@@ -55,21 +55,6 @@ final class LogAnswers {
         var root: Root?
     }
 
-    private struct RequestPayload: Decodable {
-        var service: String
-        var body: [String]
-    }
-
-    private struct FinalPayload: Decodable {
-        var body: [String]
-    }
-
-    private struct FailurePayload: Decodable {
-        var error: String
-        var message: String
-    }
-
-    static let forkedType = "run.forked"
     /// Runs whose answers are kept read; the least recently used is dropped first.
     static let runsKept = 64
 
@@ -133,28 +118,23 @@ final class LogAnswers {
         // Router events have no stream; an agent's emitted event always has one, whatever its type.
         guard event.streamID.isEmpty else { return }
         switch event.type {
-        case Self.forkedType:
+        case RouterEvents.runForked:
             record.fork = try? decoder.decode(ForkLink.self, from: Data(event.payload))
         case RouterEvents.requestReceived:
-            guard let request = try? decoder.decode(RequestPayload.self, from: Data(event.payload)) else { return }
-            let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
-            let frames = body.first.map(Envelope.isEnvelope) == true ? Array(body.dropFirst()) : body
+            guard let request = RouterRecovery.request(
+                from: event.payload, messageID: event.messageID, runID: event.runID, causationID: event.causationID,
+                receivedWall: event.timestamp, decoder: decoder)
+            else { return }
+            let frames = request.native ? Array(request.body.dropFirst()) : request.body
             record.requests[event.messageID] = (request.service, Self.digest(frames), event.position)
             if record.root == nil, event.causationID.isEmpty {
                 record.root = Root(position: event.position, messageID: event.messageID, service: request.service,
-                                   body: body, timestamp: event.timestamp)
+                                   body: request.body, timestamp: event.timestamp)
             }
         case RouterEvents.replyFinal, RouterEvents.requestFailed:
-            guard let request = record.requests[event.causationID] else { return }
-            let outcome: BrokerStateMachine.RecoveredOutcome
-            if event.type == RouterEvents.replyFinal,
-               let final = try? decoder.decode(FinalPayload.self, from: Data(event.payload)) {
-                outcome = .final(final.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } })
-            } else if let failure = try? decoder.decode(FailurePayload.self, from: Data(event.payload)) {
-                outcome = .failed(code: failure.error, message: failure.message)
-            } else {
-                return
-            }
+            guard let request = record.requests[event.causationID],
+                  let outcome = RouterRecovery.outcome(of: event.type, payload: event.payload, decoder: decoder)
+            else { return }
             record.answers[event.causationID] = Answer(
                 service: request.service, bodyDigest: request.digest, requestPosition: request.position,
                 answerPosition: event.position, outcome: outcome)

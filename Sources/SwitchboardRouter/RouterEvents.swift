@@ -14,6 +14,7 @@ enum RouterEvents {
     static let workerLeftType = "worker.left"
     static let routerStarted = "router.started"
     static let lockRecordedType = "lock.recorded"
+    static let runForked = "run.forked"
 
     /// - Parameter forkedFrom: the parent run and position of the request whose answer a fork reuses.
     static func requestReceived(_ request: BrokerStateMachine.Request, forkedFrom: (run: String, position: UInt64)? = nil,
@@ -77,7 +78,7 @@ enum RouterEvents {
         json.number("until", Int(clamping: link.until))
         json["origin"] = link.origin
         json["root"] = link.root
-        return event(LogAnswers.forkedType, runID, messageID: link.root + "/forked", causation: "", json, now)
+        return event(runForked, runID, messageID: link.root + "/forked", causation: "", json, now)
     }
 
     static func redelivered(_ request: BrokerStateMachine.Request, reason: String, now: Timestamp) -> NewEvent {

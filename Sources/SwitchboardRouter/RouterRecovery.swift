@@ -65,7 +65,20 @@ enum RouterRecovery {
         return recovered
     }
 
-    private static func request(from payload: [UInt8], messageID: String, runID: String, causationID: String,
+    /// A logged answer (`reply.final` or `request.failed`) as the outcome to give again; nil for
+    /// other events and unreadable payloads.
+    static func outcome(of type: String, payload: [UInt8], decoder: JSONDecoder) -> BrokerStateMachine.RecoveredOutcome? {
+        if type == RouterEvents.replyFinal, let final = try? decoder.decode(FinalPayload.self, from: Data(payload)) {
+            return .final(final.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } })
+        }
+        if type == RouterEvents.requestFailed, let failure = try? decoder.decode(FailurePayload.self, from: Data(payload)) {
+            return .failed(code: failure.error, message: failure.message)
+        }
+        return nil
+    }
+
+    /// A logged `request.received` as the request it records.
+    static func request(from payload: [UInt8], messageID: String, runID: String, causationID: String,
                                 receivedWall: Timestamp, decoder: JSONDecoder) -> BrokerStateMachine.Request?
     {
         guard let request = try? decoder.decode(RequestPayload.self, from: Data(payload)) else { return nil }
@@ -104,11 +117,8 @@ enum RouterRecovery {
                 }
             case RouterEvents.replyFinal, RouterEvents.requestFailed:
                 guard let request = pending.removeValue(forKey: view.causationID), request.native else { return true }
-                if view.type == RouterEvents.replyFinal, let final = decode(FinalPayload.self, view) {
-                    let body = final.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
-                    answered.append((request, .final(body)))
-                } else if let failure = decode(FailurePayload.self, view) {
-                    answered.append((request, .failed(code: failure.error, message: failure.message)))
+                if let outcome = outcome(of: view.type, payload: view.withPayload { Array($0) }, decoder: decoder) {
+                    answered.append((request, outcome))
                 }
                 if answered.count > 2 * answeredKept { answered.removeFirst(answeredKept) }
             default:

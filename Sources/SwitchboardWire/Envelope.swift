@@ -44,6 +44,12 @@ public struct Envelope: Sendable, Hashable {
     public static let forkOriginHeader = "fork.origin"
     public static let forkTimeHeader = "fork.time"
 
+    /// A new run id: `run-` and 16 random hex digits.
+    public static func newRunID() -> String {
+        let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "run-" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
     /// Whether `frame` starts with the envelope magic.
     public static func isEnvelope(_ frame: [UInt8]) -> Bool {
         frame.starts(with: magic)
