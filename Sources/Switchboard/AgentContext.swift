@@ -23,15 +23,23 @@ public final class AgentContext<A: AgentActor> {
     public let agentID: AgentID
     /// When the router received the message, as the log records it: the handler's clock.
     public let now: Timestamp
-    /// Carries the run, message and agent ids as metadata.
-    public let logger: Logger
+    /// Carries the run, message and agent ids as metadata; made on first use, as most handlers never log.
+    public private(set) lazy var logger: Logger = {
+        var logger = baseLogger
+        logger[metadataKey: "switchboard.run"] = "\(message.runID)"
+        logger[metadataKey: "switchboard.message"] = "\(message.messageID)"
+        logger[metadataKey: "switchboard.agent"] = "\(agentID)"
+        return logger
+    }()
 
     let agent: A
     let session: any AgentSession
     private(set) var pending: [EmittedEvent] = []
     private(set) var askCount = 0
     private(set) var emitCount = 0
-    private var generator: DeterministicGenerator
+    private let baseLogger: Logger
+    /// Seeded on the first draw: the seed costs a SHA-256, and most handlers draw nothing.
+    private lazy var generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
     /// Made once per message: a JSON encoder is costly to create, and a handler may emit thousands of events.
     private lazy var encoder = Payload.encoder
 
@@ -42,12 +50,7 @@ public final class AgentContext<A: AgentActor> {
         self.message = message
         self.now = now
         self.session = session
-        var logger = logger
-        logger[metadataKey: "switchboard.run"] = "\(message.runID)"
-        logger[metadataKey: "switchboard.message"] = "\(message.messageID)"
-        logger[metadataKey: "switchboard.agent"] = "\(agentID)"
-        self.logger = logger
-        generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
+        baseLogger = logger
     }
 
     /// The run this message belongs to.

@@ -9,85 +9,139 @@ struct FlatJSON {
 
     /// Nil when the text is not a flat object of that shape.
     init?(_ bytes: [UInt8]) {
+        var strings: [String: String] = [:]
+        var arrays: [String: [[UInt8]]] = [:]
+        let valid = bytes.withUnsafeBytes { raw in
+            Self.forEach(in: raw) { member in
+                let key = String(decoding: member.key, as: UTF8.self)
+                if member.isArray {
+                    guard let frames = member.frames else { return false }
+                    arrays[key] = frames
+                } else {
+                    guard let text = member.string else { return false }
+                    strings[key] = text
+                }
+                return true
+            }
+        }
+        guard valid else { return nil }
+        self.strings = strings
+        self.arrays = arrays
+    }
+
+    /// One member of an object, read in place: values are decoded only when asked for.
+    struct Member {
+        /// The key's bytes as written (keys of router payloads carry no escapes).
+        let key: UnsafeRawBufferPointer
+        /// The value's text: a quoted string, an array, or a bare number or literal.
+        fileprivate let value: UnsafeRawBufferPointer
+
+        func keyIs(_ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == key.count
+                && key.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        }
+
+        var isArray: Bool { value.first == UInt8(ascii: "[") }
+
+        /// A string's unescaped text, or a number's or literal's text; nil for an array.
+        var string: String? {
+            guard let first = value.first, first != UInt8(ascii: "[") else { return nil }
+            guard first == UInt8(ascii: "\"") else { return String(decoding: value, as: UTF8.self) }
+            let inner = UnsafeRawBufferPointer(rebasing: value[1..<(value.count - 1)])
+            guard inner.contains(UInt8(ascii: "\\")) else { return String(decoding: inner, as: UTF8.self) }
+            return FlatJSON.unescape(inner)
+        }
+
+        /// An array of base64 strings, decoded; nil when the value is anything else.
+        var frames: [[UInt8]]? {
+            guard isArray else { return nil }
+            var frames: [[UInt8]] = []
+            var index = 1
+            let end = value.count - 1
+            while index < end {
+                let byte = value[index]
+                if byte == UInt8(ascii: "\"") {
+                    let start = index + 1
+                    var close = start
+                    while close < end, value[close] != UInt8(ascii: "\"") { close += 1 }
+                    guard close < end, let decoded = Base64.decode(UnsafeRawBufferPointer(rebasing: value[start..<close]))
+                    else { return nil }
+                    frames.append(decoded)
+                    index = close + 1
+                } else if byte == UInt8(ascii: ",") || FlatJSON.isSpace(byte) {
+                    index += 1
+                } else {
+                    return nil
+                }
+            }
+            return frames
+        }
+    }
+
+    /// Calls `body` with each member of the object in `bytes`, in order, until it returns false.
+    /// Returns false when the text is not a flat object or `body` stopped.
+    static func forEach(in bytes: UnsafeRawBufferPointer, _ body: (Member) -> Bool) -> Bool {
+        let count = bytes.count
         var index = 0
         func skipSpace() {
-            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D
-                || bytes[index] == 0x09 { index += 1 }
+            while index < count, isSpace(bytes[index]) { index += 1 }
         }
-        func string() -> String? {
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
-            index += 1
-            let start = index
-            var plain = true
-            while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
-                if bytes[index] == UInt8(ascii: "\\") {
-                    plain = false
-                    index += 1
-                }
-                index += 1
+        /// The end of the quoted string starting at `index` (just past its closing quote).
+        func stringEnd() -> Int? {
+            guard index < count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+            var cursor = index + 1
+            while cursor < count, bytes[cursor] != UInt8(ascii: "\"") {
+                cursor += bytes[cursor] == UInt8(ascii: "\\") ? 2 : 1
             }
-            guard index < bytes.count else { return nil }
-            defer { index += 1 }
-            if plain { return String(decoding: bytes[start..<index], as: UTF8.self) }
-            return Self.unescape(bytes[start..<index])
+            return cursor < count ? cursor + 1 : nil
         }
         skipSpace()
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+        guard index < count, bytes[index] == UInt8(ascii: "{") else { return false }
         index += 1
         skipSpace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { return }
+        if index < count, bytes[index] == UInt8(ascii: "}") { return true }
         while true {
             skipSpace()
-            guard let key = string() else { return nil }
+            guard let keyEnd = stringEnd() else { return false }
+            let key = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<(keyEnd - 1)])
+            index = keyEnd
             skipSpace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            guard index < count, bytes[index] == UInt8(ascii: ":") else { return false }
             index += 1
             skipSpace()
-            guard index < bytes.count else { return nil }
+            guard index < count else { return false }
+            let start = index
             switch bytes[index] {
             case UInt8(ascii: "\""):
-                guard let value = string() else { return nil }
-                strings[key] = value
+                guard let end = stringEnd() else { return false }
+                index = end
             case UInt8(ascii: "["):
+                while index < count, bytes[index] != UInt8(ascii: "]") { index += 1 }
+                guard index < count else { return false }
                 index += 1
-                var items: [[UInt8]] = []
-                skipSpace()
-                while index < bytes.count, bytes[index] != UInt8(ascii: "]") {
-                    guard bytes[index] == UInt8(ascii: "\"") else { return nil }
-                    let start = index + 1
-                    guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")),
-                          let decoded = Base64.decode(bytes[start..<end])
-                    else { return nil }
-                    items.append(decoded)
-                    index = end + 1
-                    skipSpace()
-                    if index < bytes.count, bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                        skipSpace()
-                    }
-                }
-                guard index < bytes.count else { return nil }
-                index += 1
-                arrays[key] = items
             default:
-                let start = index
-                while index < bytes.count, bytes[index] != UInt8(ascii: ","), bytes[index] != UInt8(ascii: "}") {
-                    index += 1
-                }
-                strings[key] = String(decoding: bytes[start..<index], as: UTF8.self)
+                while index < count, bytes[index] != UInt8(ascii: ","), bytes[index] != UInt8(ascii: "}"),
+                      !isSpace(bytes[index]) { index += 1 }
+            }
+            guard body(Member(key: key, value: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))) else {
+                return false
             }
             skipSpace()
-            guard index < bytes.count else { return nil }
-            if bytes[index] == UInt8(ascii: "}") { return }
-            guard bytes[index] == UInt8(ascii: ",") else { return nil }
+            guard index < count else { return false }
+            if bytes[index] == UInt8(ascii: "}") { return true }
+            guard bytes[index] == UInt8(ascii: ",") else { return false }
             index += 1
         }
     }
 
-    private static func unescape(_ bytes: ArraySlice<UInt8>) -> String? {
+    fileprivate static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+
+    fileprivate static func unescape(_ bytes: UnsafeRawBufferPointer) -> String? {
         var out = [UInt8]()
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
+        var index = 0
+        while index < bytes.count {
             let byte = bytes[index]
             guard byte == UInt8(ascii: "\\") else {
                 out.append(byte)
@@ -95,7 +149,7 @@ struct FlatJSON {
                 continue
             }
             index += 1
-            guard index < bytes.endIndex else { return nil }
+            guard index < bytes.count else { return nil }
             switch bytes[index] {
             case UInt8(ascii: "n"): out.append(0x0A)
             case UInt8(ascii: "r"): out.append(0x0D)
@@ -103,7 +157,7 @@ struct FlatJSON {
             case UInt8(ascii: "b"): out.append(0x08)
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "u"):
-                guard index + 4 < bytes.endIndex,
+                guard index + 4 < bytes.count,
                       let value = UInt32(String(decoding: bytes[(index + 1)...(index + 4)], as: UTF8.self), radix: 16),
                       let scalar = Unicode.Scalar(value)
                 else { return nil }

@@ -36,6 +36,16 @@ public final class EventView {
         try body(record.payload)
     }
 
+    /// Calls `body` with the type's UTF-8 bytes, to test the type without making a string.
+    public func withType<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(record.field(0))
+    }
+
+    /// Calls `body` with the stream id's UTF-8 bytes.
+    public func withStreamID<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(record.field(2))
+    }
+
     /// A copy of the whole event.
     public func event() -> RecordedEvent {
         RecordCodec.decodeVerified(record)
@@ -61,6 +71,36 @@ extension EventLog {
                     count += 1
                     view.point(at: record)
                     return try body(view)
+                }
+                return count
+            }
+        }
+    }
+
+    /// Walks the events of run `runID` in order without copying them, until `body` returns false;
+    /// returns how many it saw. Like ``scan(from:_:)``, the view is valid only inside `body`.
+    @discardableResult
+    public func scan(inRun runID: String, _ body: (EventView) throws -> Bool) throws -> Int {
+        guard !runID.isEmpty, runID.utf8.count <= RecordCodec.maximumFieldLength else { return 0 }
+        let view = EventView()
+        defer { view.point(at: nil) }
+        let prefix = IndexKeys.prefix(.run, runID)
+        return try EventLogError.mapping {
+            try environment.read { txn in
+                var count = 0
+                try txn.withCursor(databases.index) { cursor in
+                    var entry = try cursor.seek(atOrAfter: IndexKeys.key(.run, runID, 1))
+                    while let current = entry, let position = IndexKeys.number(in: current.key, after: prefix) {
+                        guard let bytes = try withUnsafeBytes(of: position.bigEndian, {
+                            try txn.get(databases.events, key: $0)
+                        }) else {
+                            throw EventLogError(.corruptRecord, "index entry \(position) of \(runID) points at no event")
+                        }
+                        count += 1
+                        view.point(at: try RecordView(bytes, position: position))
+                        guard try body(view) else { break }
+                        entry = try cursor.next()
+                    }
                 }
                 return count
             }

@@ -120,6 +120,13 @@ import TestSupport
         for length in 0..<20 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
             #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString())
+            #expect(Base64.decode(Array(Base64.encode(bytes).utf8)) == bytes)
         }
+    }
+
+    @Test(arguments: ["A", "AB=", "A===", "AB=C", "=ABC", "AB==AAAA", "AB C", "AB-_", "ABC\u{0}"])
+    func base64RefusesWhatIsNotPaddedStandardBase64(text: String) {
+        #expect(Base64.decode(Array(text.utf8)) == nil)
+        #expect(Base64.decode(Array(text.utf8)[...]) == nil)
     }
 }

@@ -252,40 +252,52 @@ package enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// 0-63 for the alphabet, 64 for "=", 255 for anything else.
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (index, char) in alphabet.enumerated() { table[Int(char)] = UInt8(index) }
+        table[Int(UInt8(ascii: "="))] = 64
+        return table
+    }()
+
     /// Decodes padded standard base64; nil for anything else.
     package static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
-        guard text.count % 4 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(text.count / 4 * 3)
-        var quad: UInt32 = 0
-        var filled = 0
-        var padding = 0
-        for char in text {
-            let value: UInt32
-            switch char {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(char - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(char - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(char - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+"): value = 62
-            case UInt8(ascii: "/"): value = 63
-            case UInt8(ascii: "="):
-                padding += 1
-                value = 0
-            default: return nil
-            }
-            if padding > 0 && char != UInt8(ascii: "=") { return nil }
-            quad = quad << 6 | value
-            filled += 1
-            if filled == 4 {
-                out.append(UInt8(quad >> 16 & 0xFF))
-                out.append(UInt8(quad >> 8 & 0xFF))
-                out.append(UInt8(quad & 0xFF))
-                quad = 0
-                filled = 0
-            }
+        if let decoded = text.withContiguousStorageIfAvailable({ decode(UnsafeRawBufferPointer($0)) }) {
+            return decoded
         }
-        guard padding <= 2 else { return nil }
-        out.removeLast(padding)
-        return out
+        return decode(Array(text))
+    }
+
+    /// Decodes padded standard base64 from raw bytes (replay reads them straight from the log).
+    package static func decode(_ text: UnsafeRawBufferPointer) -> [UInt8]? {
+        let count = text.count
+        guard count % 4 == 0 else { return nil }
+        guard count > 0 else { return [] }
+        let padding = text[count - 1] == UInt8(ascii: "=") ? (text[count - 2] == UInt8(ascii: "=") ? 2 : 1) : 0
+        return values.withUnsafeBufferPointer { table -> [UInt8]? in
+            var valid = true
+            let decoded = [UInt8](unsafeUninitializedCapacity: count / 4 * 3) { out, initialized in
+                var write = 0
+                var read = 0
+                while read < count {
+                    let a = table[Int(text[read])], b = table[Int(text[read + 1])]
+                    let c = table[Int(text[read + 2])], d = table[Int(text[read + 3])]
+                    // "=" (64) only as the last one or two characters of the text.
+                    let last = read + 4 == count
+                    if (a | b) >= 64 || c == 255 || d == 255 || (!last && (c | d) >= 64) || (c == 64 && d != 64) {
+                        valid = false
+                        break
+                    }
+                    let quad = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c & 63) << 6 | UInt32(d & 63)
+                    out[write] = UInt8(truncatingIfNeeded: quad >> 16)
+                    out[write + 1] = UInt8(truncatingIfNeeded: quad >> 8)
+                    out[write + 2] = UInt8(truncatingIfNeeded: quad)
+                    write += 3
+                    read += 4
+                }
+                initialized = valid ? write - padding : 0
+            }
+            return valid ? decoded : nil
+        }
     }
 }

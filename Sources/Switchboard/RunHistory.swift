@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardLog
+import SwitchboardRouter
+import SwitchboardWire
+
+/// A run's events, indexed for replay: read in one zero-copy pass over the run's index, with each
+/// request's outcome, partial replies, asks and emitted events kept on the request itself.
+struct RunHistory: Sendable {
+    struct Request: Sendable {
+        var position: UInt64
+        var service: String
+        var timestamp: Timestamp
+        var message: AgentMessage
+        /// Answered from a parent run's log when this run was forked from it.
+        var forked = false
+        var outcome: Outcome?
+        var partials: [[UInt8]] = []
+        /// The final reply carries an error status: the ask threw, and must throw again when replayed.
+        var errorReply = false
+        /// The requests this one's handler asked, in order.
+        var asks: [Int] = []
+        /// The events this one's handler emitted, in order.
+        var emitted: [Emitted] = []
+    }
+
+    enum Outcome: Sendable {
+        case reply(position: UInt64, frames: [[UInt8]])
+        case failed(position: UInt64, code: String, message: String)
+    }
+
+    struct Emitted: Sendable {
+        var position: UInt64
+        var type: String
+        var payload: [UInt8]
+    }
+
+    private(set) var requests: [Request] = []
+    private(set) var requestsByID: [String: Int] = [:]
+    private(set) var lock: [LockEntry] = []
+    /// Events of the run read from the log.
+    private(set) var eventsRead = 0
+    private(set) var lastPosition: UInt64 = 0
+
+    /// Reads run `runID` from `log`.
+    init(runID: String, log: EventLog) throws {
+        eventsRead = try log.scan(inRun: runID) { event in
+            lastPosition = event.position
+            add(event)
+            return true
+        }
+    }
+
+    func request(_ messageID: String) -> Request? {
+        requestsByID[messageID].map { requests[$0] }
+    }
+
+    private mutating func add(_ event: EventView) {
+        switch Kind(event) {
+        case .request:
+            guard let (service, frames, forked) = event.withPayload(Self.request) else { return }
+            var body = frames
+            var headers: [String: String] = [:]
+            if let first = body.first, Envelope.isEnvelope(first) {
+                headers = (try? Envelope(decoding: first))?.headers ?? [:]
+                body.removeFirst()
+            }
+            headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
+            let messageID = event.messageID
+            let causationID = event.causationID
+            let message = AgentMessage(messageID: messageID, runID: event.runID, causationID: causationID, attempt: 1,
+                                       frames: body, headers: headers)
+            let index = requests.count
+            requestsByID[messageID] = index
+            if !causationID.isEmpty, let cause = requestsByID[causationID] { requests[cause].asks.append(index) }
+            requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
+                                    message: message, forked: forked))
+        case .finalReply:
+            guard let index = requestsByID[event.causationID],
+                  var frames = event.withPayload({ Self.body($0) })
+            else { return }
+            if let first = frames.first, Envelope.isEnvelope(first) {
+                // An agent's error reply: its ask threw, and must throw again when replayed.
+                if (try? Envelope(decoding: first))?.headers["status"] == "error" { requests[index].errorReply = true }
+                frames.removeFirst()
+            }
+            requests[index].outcome = .reply(position: event.position, frames: frames)
+        case .partialReply:
+            guard let index = requestsByID[event.causationID],
+                  var frames = event.withPayload({ Self.body($0) })
+            else { return }
+            if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
+            requests[index].partials.append(frames.first ?? [])
+        case .failed:
+            guard let index = requestsByID[event.causationID] else { return }
+            let json = event.withPayload { FlatJSON(Array($0)) }
+            requests[index].outcome = .failed(position: event.position, code: json?.strings["error"] ?? "error",
+                                              message: json?.strings["message"] ?? "")
+        case .lock:
+            let json = event.withPayload { FlatJSON(Array($0)) }
+            if let service = json?.strings["service"] {
+                lock.append(LockEntry(service: service, version: json?.strings["version"] ?? "",
+                                      configDigest: json?.strings["configDigest"] ?? "", position: event.position))
+            }
+        case .other:
+            break
+        case .emitted:
+            let causationID = event.causationID
+            guard !causationID.isEmpty, let index = requestsByID[causationID] else { return }
+            requests[index].emitted.append(Emitted(
+                position: event.position, type: event.type, payload: event.withPayload { Array($0) }))
+        }
+    }
+
+    /// What an event is to replay, told from its type and stream without making strings.
+    private enum Kind {
+        case request, finalReply, partialReply, failed, lock, emitted, other
+
+        init(_ event: EventView) {
+            let kind: Kind? = event.withType { type in
+                if Self.equal(type, "request.received") { return .request }
+                if Self.equal(type, "reply.final") { return .finalReply }
+                if Self.equal(type, "reply.partial") { return .partialReply }
+                if Self.equal(type, "request.failed") { return .failed }
+                if Self.equal(type, "lock.recorded") { return .lock }
+                if Self.equal(type, "agent.snapshot") { return .other }
+                return nil
+            }
+            if let kind {
+                self = kind
+                return
+            }
+            // Router bookkeeping has no stream; an agent's events have theirs under "agent/".
+            let agentStream: StaticString = "agent/"
+            self = event.withStreamID { stream in
+                stream.starts(with: UnsafeBufferPointer(start: agentStream.utf8Start,
+                                                        count: agentStream.utf8CodeUnitCount))
+            } ? .emitted : .other
+        }
+
+        private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+            bytes.count == text.utf8CodeUnitCount
+                && bytes.elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
+    }
+
+    /// The service, body frames and fork mark of a `request.received` payload.
+    private static func request(_ payload: UnsafeRawBufferPointer) -> (String, [[UInt8]], Bool)? {
+        var service: String?
+        var frames: [[UInt8]] = []
+        var forked = false
+        let valid = FlatJSON.forEach(in: payload) { member in
+            if member.keyIs("service") {
+                service = member.string
+            } else if member.keyIs("body") {
+                guard let body = member.frames else { return false }
+                frames = body
+            } else if member.keyIs("forkedFromRun") {
+                forked = true
+            }
+            return true
+        }
+        guard valid, let service else { return nil }
+        return (service, frames, forked)
+    }
+
+    /// The body frames of a reply payload.
+    private static func body(_ payload: UnsafeRawBufferPointer) -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        let valid = FlatJSON.forEach(in: payload) { member in
+            guard member.keyIs("body") else { return true }
+            guard let body = member.frames else { return false }
+            frames = body
+            return true
+        }
+        return valid ? frames : nil
+    }
+}
