@@ -40,8 +40,6 @@ public final class AgentContext<A: AgentActor> {
     private let baseLogger: Logger
     /// Seeded on the first draw: the seed costs a SHA-256, and most handlers draw nothing.
     private lazy var generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
-    /// Made once per message: a JSON encoder is costly to create, and a handler may emit thousands of events.
-    private lazy var encoder = Payload.encoder
 
     init(agent: A, agentID: AgentID, message: AgentMessage, now: Timestamp, session: any AgentSession,
          logger: Logger) {
@@ -59,7 +57,7 @@ public final class AgentContext<A: AgentActor> {
     /// Applies `event` to the agent's state at once and records it; it reaches the log with the
     /// agent's next ask or its reply.
     public func emit(_ event: A.State.Event) throws {
-        let payload = Array(try encoder.encode(event))
+        let payload = try CanonicalJSON.encode(event)
         emitCount += 1
         pending.append(EmittedEvent(
             type: event.eventType, streamID: agentID.streamID,

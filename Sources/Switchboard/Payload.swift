@@ -20,7 +20,7 @@ public struct Payload: Sendable, Hashable, CustomStringConvertible {
 
     /// `value` as JSON with sorted keys, so equal values always give equal bytes.
     public init(json value: some Encodable) throws {
-        bytes = Array(try Self.encoder.encode(value))
+        bytes = try CanonicalJSON.encode(value)
     }
 
     /// Decodes the JSON payload.
@@ -31,6 +31,7 @@ public struct Payload: Sendable, Hashable, CustomStringConvertible {
     public var text: String { String(decoding: bytes, as: UTF8.self) }
     public var description: String { text }
 
+    /// What ``CanonicalJSON`` writes like, and falls back to.
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

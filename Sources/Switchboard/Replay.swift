@@ -98,6 +98,23 @@ public enum Replayer {
         events.compactMap(LockEntry.init(recorded:))
     }
 
+    /// The payloads of the events `id` emitted before `position` (snapshots aside), read in pages:
+    /// a long-lived instance's stream can run far past the run being replayed.
+    static func events(of id: AgentID, before position: UInt64, in log: EventLog) throws -> [[UInt8]] {
+        var payloads: [[UInt8]] = []
+        var version: UInt64 = 1
+        let page = 256
+        while true {
+            let events = try log.events(inStream: id.streamID, fromVersion: version, limit: page)
+            for event in events {
+                guard event.position < position else { return payloads }
+                if event.type != StateService.snapshotType { payloads.append(event.payload) }
+                version = event.streamVersion + 1
+            }
+            if events.count < page { return payloads }
+        }
+    }
+
     /// Replays `runID` with the agent types given.
     /// - Parameter allowDrift: replay even when a locked agent's version or config differs.
     /// - Throws: ``EventLogError`` with code `notFound` when the log has no such run.
@@ -140,9 +157,8 @@ public enum Replayer {
             } else {
                 instance = type.make(id)
                 // State from before this run (instances keyed across runs), as the log holds it.
-                let earlier = try log.events(inStream: id.streamID)
-                    .filter { $0.position < input.position && $0.type != StateService.snapshotType }
-                if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier.map(\.payload)) }
+                let earlier = try Self.events(of: id, before: input.position, in: log)
+                if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                 instances[id] = instance
             }
             let session = ReplaySession(history: history, agent: id.description, message: input)

@@ -61,7 +61,7 @@ struct RunHistory: Sendable {
             var body = frames
             var headers: [String: String] = [:]
             if let first = body.first, Envelope.isEnvelope(first) {
-                headers = (try? Envelope(decoding: first))?.headers ?? [:]
+                headers = (try? Envelope.headers(decoding: first)) ?? [:]
                 body.removeFirst()
             }
             headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
@@ -80,7 +80,7 @@ struct RunHistory: Sendable {
             else { return }
             if let first = frames.first, Envelope.isEnvelope(first) {
                 // An agent's error reply: its ask threw, and must throw again when replayed.
-                if (try? Envelope(decoding: first))?.headers["status"] == "error" { requests[index].errorReply = true }
+                if (try? Envelope.headers(decoding: first))?["status"] == "error" { requests[index].errorReply = true }
                 frames.removeFirst()
             }
             requests[index].outcome = .reply(position: event.position, frames: frames)

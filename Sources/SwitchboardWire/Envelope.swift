@@ -91,6 +91,25 @@ public struct Envelope: Sendable, Hashable {
         self.headers = headers
     }
 
+    /// Only the headers of an envelope frame, skipping its ids (replay reads one per logged
+    /// message); throws ``WireError/Code/malformed`` as ``init(decoding:)`` does.
+    public static func headers(decoding frame: [UInt8]) throws -> [String: String] {
+        var reader = Reader(bytes: frame)
+        guard Array(try reader.take(4)) == Self.magic else { throw WireError(.malformed, "not an envelope (bad magic)") }
+        for _ in 0..<3 { _ = try reader.take(Int(try reader.integer(UInt8.self))) }
+        _ = try reader.take(12)
+        let count = Int(try reader.integer(UInt16.self))
+        var headers: [String: String] = [:]
+        if count > 0 { headers.reserveCapacity(count) }
+        for _ in 0..<count {
+            let key = try reader.shortString()
+            let length = Int(try reader.integer(UInt16.self))
+            headers[key] = try reader.string(length)
+        }
+        guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
+        return headers
+    }
+
     private static func appendShort(_ value: String, to out: inout [UInt8]) throws {
         let bytes = Array(value.utf8)
         guard bytes.count <= 255 else { throw WireError(.tooLarge, "envelope field longer than 255 bytes") }

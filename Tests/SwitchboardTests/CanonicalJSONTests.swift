@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+@testable import Switchboard
+
+/// The fast encoder must write exactly what `JSONEncoder` writes: logs recorded with either are
+/// compared byte for byte when replayed.
+@Suite struct CanonicalJSONTests {
+    struct Flat: Codable { var name: String; var count: Int; var on: Bool; var note: String? }
+    struct Nested: Codable {
+        var zeta: [Flat]
+        var Alpha: [String: Int]
+        var b: [Int?]
+        var grid: [[UInt8]]
+        var empty: [String]
+        var limits: [Int64]
+        var big: UInt64
+    }
+    enum Shape: Codable { case dot, circle(radius: Int), label(String, size: Int8) }
+    struct Empty: Codable {}
+    struct Timed: Codable { var at: Date; var id: Int }
+    struct Measured: Codable { var value: Double; var id: Int }
+    struct Blob: Codable { var data: Data }
+    /// Writes one key twice: the last value wins, as in Foundation's dictionary.
+    struct Twice: Encodable {
+        enum Keys: String, CodingKey { case a, b }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(1, forKey: .b)
+            try container.encode("first", forKey: .a)
+            try container.encode("second", forKey: .a)
+        }
+    }
+    class Base: Encodable { var base = 1 }
+    final class Derived: Base {
+        var own = 2
+        override func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(own, forKey: .own)
+            try super.encode(to: container.superEncoder())
+        }
+        enum CodingKeys: String, CodingKey { case own }
+    }
+
+    static let strings = ["", "plain", "quote \" and \\ back", "slash / and url https://x.y/z", "tab\tnew\nline\r",
+                          "\u{0}\u{1}\u{8}\u{b}\u{c}\u{1f}\u{7f}", "é ü 漢字 😇", "{\"json\":[1]}"]
+
+    func same<T: Encodable>(_ value: T, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let expected = Array(try Payload.encoder.encode(value))
+        let actual = try CanonicalJSON.encode(value)
+        #expect(String(decoding: actual, as: UTF8.self) == String(decoding: expected, as: UTF8.self),
+                sourceLocation: sourceLocation)
+        #expect(actual == expected, sourceLocation: sourceLocation)
+    }
+
+    @Test func writesWhatJSONEncoderWrites() throws {
+        for text in Self.strings {
+            try same(Flat(name: text, count: -42, on: true, note: nil))
+            try same(Flat(name: "n", count: Int.max, on: false, note: text))
+            try same([text: text, text + "2": "x"])
+            try same(text)
+        }
+        try same(Nested(zeta: [Flat(name: "a", count: 0, on: true, note: "b")],
+                        Alpha: ["b": 2, "B": 1, "a": 3, "ab": 4, "a\u{e9}": 5, "aa": 6, "Z": 7, "10": 8, "9": 9],
+                        b: [1, nil, 3], grid: [[1, 2], [], [255]], empty: [], limits: [Int64.min, Int64.max, 0],
+                        big: UInt64.max))
+        try same([Shape.dot, .circle(radius: 3), .label("x", size: -8)])
+        try same(Empty())
+        try same([Empty(), Empty()])
+        try same([1: "one", 20: "twenty", 3: "three"])
+        try same(Twice())
+        try same(Optional<Int>.none)
+        try same(true)
+        try same(-7)
+    }
+
+    /// What Foundation writes its own way is handed to it.
+    @Test func leavesFloatsDatesDataAndSuperEncodersToFoundation() throws {
+        try same(Timed(at: Date(timeIntervalSince1970: 1_700_000_000.25), id: 1))
+        try same(Measured(value: 0.1 + 0.2, id: 2))
+        try same([1.5, 2, -0.0, 1e300])
+        try same(Blob(data: Data([0, 1, 2, 250])))
+        try same(Derived())
+        try same(URL(string: "https://example.com/a?b=c")!)
+    }
+}
