@@ -50,7 +50,7 @@ enum CanonicalJSON {
             case .object(let box):
                 out.append(UInt8(ascii: "{"))
                 // A key set twice keeps its last value, as Foundation's dictionary does.
-                let order = box.members.indices.sorted { left, right in
+                let order = box.members.count < 2 ? Array(box.members.indices) : box.members.indices.sorted { left, right in
                     let a = box.members[left].key, b = box.members[right].key
                     if a == b { return left < right }
                     return a.utf8.lexicographicallyPrecedes(b.utf8)

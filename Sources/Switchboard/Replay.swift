@@ -147,7 +147,7 @@ public enum Replayer {
         var instances: [AgentID: any AgentInstance] = [:]
         let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
         // A fork's requests answered from its parent's log were handled in the parent run.
-        for input in history.requests where registry[input.service] != nil && !input.forked {
+        for (index, input) in history.requests.enumerated() where !input.forked {
             guard let type = registry[input.service] else { continue }
             let message = input.message
             let id = AgentID(type: input.service, key: message.key)
@@ -161,7 +161,7 @@ public enum Replayer {
                 if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                 instances[id] = instance
             }
-            let session = ReplaySession(history: history, agent: id.description, message: input)
+            let session = ReplaySession(history: history, agent: id, message: index)
             let outcome = await instance.handle(message, now: message.handlerTime(received: input.timestamp),
                                                 session: session, logger: logger)
             report.messagesReplayed += 1
@@ -189,16 +189,18 @@ final class ReplaySession: AgentSession, Sendable {
     }
 
     private let history: RunHistory
-    private let agent: String
-    /// The recorded message being handled.
-    private let message: RunHistory.Request
+    private let agentID: AgentID
+    /// The index of the recorded message being handled.
+    private let message: Int
     private let progress = Mutex(Progress())
 
-    init(history: RunHistory, agent: String, message: RunHistory.Request) {
+    init(history: RunHistory, agent: AgentID, message: Int) {
         self.history = history
-        self.agent = agent
+        self.agentID = agent
         self.message = message
     }
+
+    private var agent: String { agentID.description }
 
     struct Result {
         var divergence: ReplayDivergence?
@@ -215,19 +217,23 @@ final class ReplaySession: AgentSession, Sendable {
             progress.emitted += ask.events
             return progress.asks
         }
-        guard let recorded = history.request(ask.messageID) else {
-            let asked = message.asks.count
-            if case .reply(let position, _)? = message.outcome {
+        guard let index = history.requestsByID[ask.messageID] else {
+            let asked = history.requests[message].asks.count
+            let outcome = history.requests[message].outcome
+            if case .reply(let position, _)? = outcome {
                 throw fail(position, "\(asked) asks, then the reply", "ask #\(sequence) to \(ask.service)")
             }
-            if case .failed(let position, _, _)? = message.outcome {
+            if case .failed(let position, _, _)? = outcome {
                 throw fail(position, "\(asked) asks, then a failure", "ask #\(sequence) to \(ask.service)")
             }
             progress.withLock { $0.unfinished = true }
             throw EndOfRecord()
         }
         // The payloads' digests are what the report shows; equal bytes are equal digests.
-        guard recorded.service == ask.service, Self.sameBytes(recorded.message.frames, ask.frames) else {
+        guard history.requests[index].service == ask.service,
+              Self.sameBytes(history.requests[index].message.frames, ask.frames)
+        else {
+            let recorded = history.requests[index]
             let recordedHash = SHA256Digest.of(recorded.message.frames.joined())
             let actualHash = SHA256Digest.of(ask.frames.joined())
             throw fail(recorded.position,
@@ -237,17 +243,17 @@ final class ReplaySession: AgentSession, Sendable {
                            + "(sha256 \(actualHash.description.prefix(16)))")
         }
         progress.withLock { $0.checked += 1 }
-        for partial in recorded.partials { onPartial?(Payload(bytes: partial)) }
-        switch recorded.outcome {
+        for partial in history.requests[index].partials { onPartial?(Payload(bytes: partial)) }
+        switch history.requests[index].outcome {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
-            if recorded.errorReply,
+            if history.requests[index].errorReply,
                let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
                                     frames: frames) {
                 throw error
             }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
-                            partials: recorded.partials.map(Payload.init(bytes:)))
+                            partials: history.requests[index].partials.map(Payload.init(bytes:)))
         case .failed(_, let code, let message)?:
             progress.withLock { $0.checked += 1 }
             throw AskError(service: ask.service, code: code, message: message)
@@ -272,14 +278,15 @@ final class ReplaySession: AgentSession, Sendable {
         var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
         if result.divergence != nil || state.unfinished { return result }
-        let recordedOutcome = message.outcome
+        let recorded = history.requests[message]
+        let recordedOutcome = recorded.outcome
         var endPosition = lastPosition
         switch recordedOutcome {
         case .reply(let position, _)?, .failed(let position, _, _)?: endPosition = position
         case nil: break
         }
         // Asks the log holds that the re-execution did not make.
-        let recordedAsks = message.asks
+        let recordedAsks = recorded.asks
         if recordedAsks.count > state.asks {
             let missing = history.requests[recordedAsks[state.asks]]
             result.divergence = ReplayDivergence(
@@ -288,7 +295,7 @@ final class ReplaySession: AgentSession, Sendable {
             return result
         }
         // Emitted events, in order (snapshots are the host's bookkeeping, not the handler's output).
-        let recordedEvents = message.emitted
+        let recordedEvents = recorded.emitted
         let actual = state.emitted.filter { $0.type != StateService.snapshotType }
         for (index, event) in actual.enumerated() {
             guard index < recordedEvents.count else {

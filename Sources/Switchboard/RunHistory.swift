@@ -40,21 +40,43 @@ struct RunHistory: Sendable {
     /// Events of the run read from the log.
     private(set) var eventsRead = 0
     private(set) var lastPosition: UInt64 = 0
+    /// The requests found last, newest first: a message's replies and events follow it closely.
+    private var recent: [Int] = []
 
     /// Reads run `runID` from `log`.
     init(runID: String, log: EventLog) throws {
         eventsRead = try log.scan(inRun: runID) { event in
             lastPosition = event.position
-            add(event)
+            add(event, runID: runID)
             return true
         }
     }
 
-    func request(_ messageID: String) -> Request? {
-        requestsByID[messageID].map { requests[$0] }
+    /// The request whose message id is the causation id of `event`.
+    private mutating func cause(of event: EventView) -> Int? {
+        let found: Int? = event.withCausationID { id in
+            guard !id.isEmpty else { return -1 }
+            for index in recent {
+                let same = requests[index].message.messageID.utf8.withContiguousStorageIfAvailable {
+                    $0.elementsEqual(id)
+                }
+                if same == true { return index }
+            }
+            return nil
+        }
+        if found == -1 { return nil }
+        guard let index = found ?? requestsByID[event.causationID] else { return nil }
+        remember(index)
+        return index
     }
 
-    private mutating func add(_ event: EventView) {
+    private mutating func remember(_ index: Int) {
+        if let at = recent.firstIndex(of: index) { recent.remove(at: at) }
+        recent.insert(index, at: 0)
+        if recent.count > 4 { recent.removeLast() }
+    }
+
+    private mutating func add(_ event: EventView, runID: String) {
         switch Kind(event) {
         case .request:
             guard let (service, frames, forked) = event.withPayload(Self.request) else { return }
@@ -67,15 +89,16 @@ struct RunHistory: Sendable {
             headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
             let messageID = event.messageID
             let causationID = event.causationID
-            let message = AgentMessage(messageID: messageID, runID: event.runID, causationID: causationID, attempt: 1,
+            let message = AgentMessage(messageID: messageID, runID: runID, causationID: causationID, attempt: 1,
                                        frames: body, headers: headers)
             let index = requests.count
             requestsByID[messageID] = index
-            if !causationID.isEmpty, let cause = requestsByID[causationID] { requests[cause].asks.append(index) }
+            if let cause = cause(of: event) { requests[cause].asks.append(index) }
             requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
                                     message: message, forked: forked))
+            remember(index)
         case .finalReply:
-            guard let index = requestsByID[event.causationID],
+            guard let index = cause(of: event),
                   var frames = event.withPayload({ Self.body($0) })
             else { return }
             if let first = frames.first, Envelope.isEnvelope(first) {
@@ -85,13 +108,13 @@ struct RunHistory: Sendable {
             }
             requests[index].outcome = .reply(position: event.position, frames: frames)
         case .partialReply:
-            guard let index = requestsByID[event.causationID],
+            guard let index = cause(of: event),
                   var frames = event.withPayload({ Self.body($0) })
             else { return }
             if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
             requests[index].partials.append(frames.first ?? [])
         case .failed:
-            guard let index = requestsByID[event.causationID] else { return }
+            guard let index = cause(of: event) else { return }
             let json = event.withPayload { FlatJSON(Array($0)) }
             requests[index].outcome = .failed(position: event.position, code: json?.strings["error"] ?? "error",
                                               message: json?.strings["message"] ?? "")
@@ -104,8 +127,7 @@ struct RunHistory: Sendable {
         case .other:
             break
         case .emitted:
-            let causationID = event.causationID
-            guard !causationID.isEmpty, let index = requestsByID[causationID] else { return }
+            guard let index = cause(of: event) else { return }
             requests[index].emitted.append(Emitted(
                 position: event.position, type: event.type, payload: event.withPayload { Array($0) }))
         }
