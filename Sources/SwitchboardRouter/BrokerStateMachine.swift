@@ -323,25 +323,27 @@ struct BrokerStateMachine {
         _ identity: [UInt8], client: [UInt8], body: [[UInt8]], final: Bool, framing: MDPFraming, now: Now,
         into output: inout Output
     ) {
-        guard var worker = workers[identity] else {
+        // The worker is changed in place, never through a copy: a copy would share its requests in
+        // flight, and the next change would copy them all (hundreds under load) on every reply.
+        guard workers[identity] != nil else {
             invalidMessages += 1
             output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: framing)))
             return
         }
-        worker.expiresAt = now.milliseconds + livenessWindow
-        workers[identity] = worker
+        let expiresAt = now.milliseconds + livenessWindow
+        workers[identity]?.expiresAt = expiresAt
         var key: String?
-        let envelope = worker.native ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
+        let envelope = workers[identity]?.native == true ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
         if let envelope {
             // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
-            key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
+            key = workers[identity]?.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
         }
-        if key.map({ worker.inFlight[$0] == nil }) ?? true {
+        if key.map({ workers[identity]?.inFlight[$0] == nil }) ?? true {
             // By the address the worker was given, when exactly one request in flight has it.
-            let matches = worker.inFlight.filter { $0.value.dispatchedClient == client }
+            let matches = workers[identity]?.inFlight.filter { $0.value.dispatchedClient == client } ?? [:]
             key = matches.count == 1 ? matches.first?.key : nil
         }
-        guard let key, let request = worker.inFlight[key] else {
+        guard let key, let request = workers[identity]?.inFlight[key] else {
             // Late or repeated reply to a request that finished or moved elsewhere.
             duplicateReplies += 1
             return
@@ -429,7 +431,8 @@ struct BrokerStateMachine {
     }
 
     private mutating func dispatch(_ name: String, now: Now, into output: inout Output) {
-        guard var service = services[name] else { return }
+        // Taken out while dispatching, so that its queue is changed in place rather than copied.
+        guard var service = services.removeValue(forKey: name) else { return }
         defer { services[name] = service }
         // Requests whose key's worker is busy wait, in order, ahead of the rest of the queue.
         var waiting: [Request] = []
@@ -455,7 +458,7 @@ struct BrokerStateMachine {
                 }
             }
             let identity = service.idle.remove(at: slot)
-            guard var worker = workers[identity] else {
+            guard let worker = workers[identity].map({ (native: $0.native, framing: $0.framing) }) else {
                 service.queueStart -= 1
                 continue
             }
@@ -482,11 +485,10 @@ struct BrokerStateMachine {
             }
             var dispatched = request
             dispatched.dispatchedClient = request.client
-            worker.inFlight[request.messageID] = dispatched
-            if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
-            workers[identity] = worker
+            workers[identity]?.inFlight[request.messageID] = dispatched
+            if let busy = workers[identity], busy.inFlight.count < busy.capacity { service.idle.append(identity) }
             let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
-            if worker.native && recordLock(request, worker: worker, now: now, into: &output) {
+            if worker.native, let current = workers[identity], recordLock(request, worker: current, now: now, into: &output) {
                 // The lock entry must be committed before the request reaches the worker.
                 output.sends.append((identity, frames))
             } else if request.batch <= committedBatch {
