@@ -425,7 +425,9 @@ struct BrokerStateMachine {
     // MARK: - Dispatch and completion
 
     private mutating func dispatchAll(now: Now, into output: inout Output) {
-        for (name, service) in services where service.queued > 0 && !service.idle.isEmpty {
+        // Names first: iterating the table while dispatching would hold a copy of it.
+        let ready = services.compactMap { $0.value.queued > 0 && !$0.value.idle.isEmpty ? $0.key : nil }
+        for name in ready {
             dispatch(name, now: now, into: &output)
         }
     }
