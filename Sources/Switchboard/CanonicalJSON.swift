@@ -10,13 +10,13 @@ import Foundation
 /// its time: every emitted event is encoded when it is recorded and again when it is replayed.
 ///
 /// Strings, integers, booleans, nulls, objects and arrays are written here. Anything whose text
-/// Foundation decides its own way (floating point, `Date`, `Data`, `URL`, `Decimal`, super
-/// encoders, values that encode nothing) goes to `JSONEncoder` instead, whole.
+/// Foundation decides its own way (floating point, 128-bit integers, `Date`, `Data`, `URL`,
+/// `Decimal`, super encoders, values that encode nothing) goes to `JSONEncoder` instead, whole.
 enum CanonicalJSON {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         do {
             let encoder = TreeEncoder(codingPath: [])
-            try Self.checkSupported(T.self)
+            try Self.checkSupported(T.self, encoder.state)
             try value.encode(to: encoder)
             guard let tree = encoder.tree, !encoder.state.unsupported else { throw Unsupported() }
             var out: [UInt8] = []
@@ -30,10 +30,10 @@ enum CanonicalJSON {
 
     fileprivate struct Unsupported: Error {}
 
-    fileprivate static func checkSupported(_ type: Any.Type) throws {
+    fileprivate static func checkSupported(_ type: Any.Type, _ state: State) throws {
         if type == Date.self || type == Data.self || type == URL.self || type == Decimal.self || type == Double.self
             || type == Float.self {
-            throw Unsupported()
+            throw state.refuse()
         }
     }
 
@@ -49,18 +49,11 @@ enum CanonicalJSON {
                 out.append(contentsOf: bytes)
             case .object(let box):
                 out.append(UInt8(ascii: "{"))
-                // A key set twice keeps its last value, as Foundation's dictionary does.
-                let order = box.members.count < 2 ? Array(box.members.indices) : box.members.indices.sorted { left, right in
-                    let a = box.members[left].key, b = box.members[right].key
-                    if a == b { return left < right }
-                    return a.utf8.lexicographicallyPrecedes(b.utf8)
+                let members = box.members.count < 2 ? box.members : box.members.sorted {
+                    $0.key.utf8.lexicographicallyPrecedes($1.key.utf8)
                 }
-                var first = true
-                for (offset, index) in order.enumerated() {
-                    let member = box.members[index]
-                    if offset + 1 < order.count, box.members[order[offset + 1]].key == member.key { continue }
-                    if !first { out.append(UInt8(ascii: ",")) }
-                    first = false
+                for (index, member) in members.enumerated() {
+                    if index > 0 { out.append(UInt8(ascii: ",")) }
                     CanonicalJSON.writeString(member.key, to: &out)
                     out.append(UInt8(ascii: ":"))
                     member.value.write(to: &out)
@@ -77,8 +70,34 @@ enum CanonicalJSON {
         }
     }
 
+    /// An object's members with a dictionary's rules, as Foundation keeps them: a key set again
+    /// keeps its first spelling and takes the new value.
     fileprivate final class ObjectBox {
-        var members: [(key: String, value: Tree)] = []
+        private(set) var members: [(key: String, value: Tree)] = []
+        /// Positions by key, once there are too many members to search.
+        private var positions: [String: Int] = [:]
+
+        func position(of key: String) -> Int? {
+            if members.count <= 16 { return members.firstIndex { $0.key == key } }
+            if positions.count != members.count {
+                positions = Dictionary(members.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { first, _ in first })
+            }
+            return positions[key]
+        }
+
+        func set(_ key: String, _ value: Tree) {
+            if let at = position(of: key) {
+                members[at].value = value
+            } else {
+                members.append((key, value))
+                if !positions.isEmpty { positions[key] = members.count - 1 }
+            }
+        }
+
+        /// The object or array already under `key`, as Foundation reopens it for a nested container.
+        func value(of key: String) -> Tree? {
+            position(of: key).map { members[$0].value }
+        }
     }
 
     fileprivate final class ArrayBox {
@@ -88,6 +107,12 @@ enum CanonicalJSON {
     /// Set by the container calls that cannot throw.
     fileprivate final class State {
         var unsupported = false
+
+        /// Marks the whole value for `JSONEncoder`: the error may be caught by the value's own code.
+        func refuse() -> Unsupported {
+            unsupported = true
+            return Unsupported()
+        }
     }
 
     fileprivate static func writeString(_ string: String, to out: inout [UInt8]) {
@@ -132,10 +157,10 @@ enum CanonicalJSON {
         case let number as Int: return self.number(number)
         default: break
         }
-        try checkSupported(T.self)
+        try checkSupported(T.self, state)
         let encoder = TreeEncoder(codingPath: path, state: state)
         try value.encode(to: encoder)
-        guard let tree = encoder.tree else { throw Unsupported() }
+        guard let tree = encoder.tree else { throw state.refuse() }
         return tree
     }
 }
@@ -186,7 +211,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let state: CanonicalJSON.State
 
     private func put(_ tree: CanonicalJSON.Tree, _ key: Key) {
-        box.members.append((key.stringValue, tree))
+        box.set(key.stringValue, tree)
     }
 
     mutating func encodeNil(forKey key: Key) throws { put(CanonicalJSON.null, key) }
@@ -202,8 +227,10 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt16, forKey key: Key) throws { put(CanonicalJSON.number(value), key) }
     mutating func encode(_ value: UInt32, forKey key: Key) throws { put(CanonicalJSON.number(value), key) }
     mutating func encode(_ value: UInt64, forKey key: Key) throws { put(CanonicalJSON.number(value), key) }
-    mutating func encode(_ value: Double, forKey key: Key) throws { throw CanonicalJSON.Unsupported() }
-    mutating func encode(_ value: Float, forKey key: Key) throws { throw CanonicalJSON.Unsupported() }
+    mutating func encode(_ value: Double, forKey key: Key) throws { throw state.refuse() }
+    mutating func encode(_ value: Float, forKey key: Key) throws { throw state.refuse() }
+    mutating func encode(_ value: Int128, forKey key: Key) throws { throw state.refuse() }
+    mutating func encode(_ value: UInt128, forKey key: Key) throws { throw state.refuse() }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         put(try CanonicalJSON.tree(value, path: codingPath + [key], state: state), key)
@@ -212,15 +239,25 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
         -> KeyedEncodingContainer<NestedKey>
     {
-        let nested = CanonicalJSON.ObjectBox()
-        put(.object(nested), key)
+        let nested: CanonicalJSON.ObjectBox
+        if case .object(let existing)? = box.value(of: key.stringValue) {
+            nested = existing
+        } else {
+            nested = CanonicalJSON.ObjectBox()
+            put(.object(nested), key)
+        }
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, codingPath: codingPath + [key],
                                                                 state: state))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let nested = CanonicalJSON.ArrayBox()
-        put(.array(nested), key)
+        let nested: CanonicalJSON.ArrayBox
+        if case .array(let existing)? = box.value(of: key.stringValue) {
+            nested = existing
+        } else {
+            nested = CanonicalJSON.ArrayBox()
+            put(.array(nested), key)
+        }
         return UnkeyedContainer(box: nested, codingPath: codingPath + [key], state: state)
     }
 
@@ -262,8 +299,10 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt16) throws { box.elements.append(CanonicalJSON.number(value)) }
     mutating func encode(_ value: UInt32) throws { box.elements.append(CanonicalJSON.number(value)) }
     mutating func encode(_ value: UInt64) throws { box.elements.append(CanonicalJSON.number(value)) }
-    mutating func encode(_ value: Double) throws { throw CanonicalJSON.Unsupported() }
-    mutating func encode(_ value: Float) throws { throw CanonicalJSON.Unsupported() }
+    mutating func encode(_ value: Double) throws { throw state.refuse() }
+    mutating func encode(_ value: Float) throws { throw state.refuse() }
+    mutating func encode(_ value: Int128) throws { throw state.refuse() }
+    mutating func encode(_ value: UInt128) throws { throw state.refuse() }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         box.elements.append(try CanonicalJSON.tree(value, path: codingPath + [Index(count)], state: state))
@@ -312,8 +351,10 @@ private struct SingleContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt16) throws { set(CanonicalJSON.number(value)) }
     mutating func encode(_ value: UInt32) throws { set(CanonicalJSON.number(value)) }
     mutating func encode(_ value: UInt64) throws { set(CanonicalJSON.number(value)) }
-    mutating func encode(_ value: Double) throws { throw CanonicalJSON.Unsupported() }
-    mutating func encode(_ value: Float) throws { throw CanonicalJSON.Unsupported() }
+    mutating func encode(_ value: Double) throws { throw encoder.state.refuse() }
+    mutating func encode(_ value: Float) throws { throw encoder.state.refuse() }
+    mutating func encode(_ value: Int128) throws { throw encoder.state.refuse() }
+    mutating func encode(_ value: UInt128) throws { throw encoder.state.refuse() }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         set(try CanonicalJSON.tree(value, path: codingPath, state: encoder.state))

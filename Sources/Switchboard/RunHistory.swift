@@ -92,8 +92,9 @@ struct RunHistory: Sendable {
             let message = AgentMessage(messageID: messageID, runID: runID, causationID: causationID, attempt: 1,
                                        frames: body, headers: headers)
             let index = requests.count
-            requestsByID[messageID] = index
+            // The cause first: a request naming itself as its cause must not find itself.
             if let cause = cause(of: event) { requests[cause].asks.append(index) }
+            requestsByID[messageID] = index
             requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
                                     message: message, forked: forked))
             remember(index)
@@ -114,10 +115,9 @@ struct RunHistory: Sendable {
             if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
             requests[index].partials.append(frames.first ?? [])
         case .failed:
-            guard let index = cause(of: event) else { return }
-            let json = event.withPayload { FlatJSON(Array($0)) }
-            requests[index].outcome = .failed(position: event.position, code: json?.strings["error"] ?? "error",
-                                              message: json?.strings["message"] ?? "")
+            guard let index = cause(of: event), let json = event.withPayload({ FlatJSON(Array($0)) }) else { return }
+            requests[index].outcome = .failed(position: event.position, code: json.strings["error"] ?? "error",
+                                              message: json.strings["message"] ?? "")
         case .lock:
             let json = event.withPayload { FlatJSON(Array($0)) }
             if let service = json?.strings["service"] {

@@ -96,7 +96,13 @@ public struct Envelope: Sendable, Hashable {
     public static func headers(decoding frame: [UInt8]) throws -> [String: String] {
         var reader = Reader(bytes: frame)
         guard Array(try reader.take(4)) == Self.magic else { throw WireError(.malformed, "not an envelope (bad magic)") }
-        for _ in 0..<3 { _ = try reader.take(Int(try reader.integer(UInt8.self))) }
+        for _ in 0..<3 {
+            // Ids are checked as UTF-8, as the full decoding does, but made into strings only when not ASCII.
+            let id = try reader.take(Int(try reader.integer(UInt8.self)))
+            if id.contains(where: { $0 >= 0x80 }), String(validating: id, as: UTF8.self) == nil {
+                throw WireError(.malformed, "envelope text is not UTF-8")
+            }
+        }
         _ = try reader.take(12)
         let count = Int(try reader.integer(UInt16.self))
         var headers: [String: String] = [:]

@@ -31,6 +31,43 @@ import Testing
             try container.encode("second", forKey: .a)
         }
     }
+    /// Opens the same nested containers twice, as a type and its parent sharing an encoder do.
+    struct Reopened: Encodable {
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ name: String) { stringValue = name }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            var meta = container.nestedContainer(keyedBy: Key.self, forKey: Key("meta"))
+            try meta.encode(1, forKey: Key("first"))
+            var again = container.nestedContainer(keyedBy: Key.self, forKey: Key("meta"))
+            try again.encode(2, forKey: Key("second"))
+            var list = container.nestedUnkeyedContainer(forKey: Key("list"))
+            try list.encode("a")
+            var more = container.nestedUnkeyedContainer(forKey: Key("list"))
+            try more.encode("b")
+            try container.encode(Flat(name: "x", count: 1, on: true, note: nil), forKey: Key("flat"))
+            var flat = container.nestedContainer(keyedBy: Key.self, forKey: Key("flat"))
+            try flat.encode("added", forKey: Key("extra"))
+            // One key spelled two ways that Swift strings hold equal: the first spelling stays.
+            try container.encode(1, forKey: Key("caf\u{E9}"))
+            try container.encode(2, forKey: Key("cafe\u{301}"))
+        }
+    }
+    /// Swallows the error of a value written its own way by Foundation: the value must still be whole.
+    struct Swallowing: Encodable {
+        enum Keys: String, CodingKey { case price, id }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try? container.encode(9.99, forKey: .price)
+            try container.encode(3, forKey: .id)
+        }
+    }
+    struct Wide: Codable { var big: Int128; var huge: UInt128 }
     class Base: Encodable { var base = 1 }
     final class Derived: Base {
         var own = 2
@@ -82,5 +119,14 @@ import Testing
         try same(Blob(data: Data([0, 1, 2, 250])))
         try same(Derived())
         try same(URL(string: "https://example.com/a?b=c")!)
+        try same(Swallowing())
+        try same(Wide(big: Int128.min, huge: UInt128.max))
+    }
+
+    @Test func reopenedContainersAndEqualKeysAreWrittenAsFoundationWritesThem() throws {
+        try same(Reopened())
+        var many: [String: Int] = [:]
+        for index in 0..<100 { many["key\(index)"] = index }
+        try same(many)
     }
 }

@@ -163,4 +163,29 @@ actor Chain: Agent {
             #expect(events.filter { $0.type == "reply.final" }.count == 4)
         }
     }
+
+    /// A client may send a message naming itself as its cause; its run still replays, identical.
+    @Test func messageNamingItselfAsItsCauseReplays() async throws {
+        try await withTemporaryDirectory { directory in
+            let embedded = try Embedded(directory: directory, types: [AgentType(Echo.self)])
+            let context = embedded.router.context
+            let endpoint = embedded.router.endpoint
+            let reply = try await embedded.serving { _ in
+                try await onThread { () throws -> String in
+                    let client = try MDPClient(context: context, endpoint: endpoint)
+                    let envelope = Envelope(messageID: "run-self/m", runID: "run-self", causationID: "run-self/m")
+                    try client.send(service: "echo", body: [try envelope.encoded(), Array(#"{"self":1}"#.utf8)])
+                    guard let reply = try client.receive(timeout: 30_000), reply.command == .final else {
+                        throw TestFailure("no answer")
+                    }
+                    return String(decoding: reply.body.last ?? [], as: UTF8.self)
+                }
+            }
+            try embedded.router.stop()
+            #expect(reply == #"{"self":1}"#)
+            let report = try await Replayer.replay(run: "run-self", log: embedded.router.router.log,
+                                                   types: [AgentType(Echo.self)])
+            #expect(report.exitCode == 0 && report.messagesReplayed == 1, "\(String(describing: report.divergence))")
+        }
+    }
 }
