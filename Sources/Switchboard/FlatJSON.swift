@@ -9,20 +9,23 @@ struct FlatJSON {
 
     /// Nil when the text is not a flat object of that shape.
     init?(_ bytes: [UInt8]) {
+        guard let json = bytes.withUnsafeBytes(FlatJSON.init) else { return nil }
+        self = json
+    }
+
+    init?(_ raw: UnsafeRawBufferPointer) {
         var strings: [String: String] = [:]
         var arrays: [String: [[UInt8]]] = [:]
-        let valid = bytes.withUnsafeBytes { raw in
-            Self.forEach(in: raw) { member in
-                let key = String(decoding: member.key, as: UTF8.self)
-                if member.isArray {
-                    guard let frames = member.frames else { return false }
-                    arrays[key] = frames
-                } else {
-                    guard let text = member.string else { return false }
-                    strings[key] = text
-                }
-                return true
+        let valid = Self.forEach(in: raw) { member in
+            let key = String(decoding: member.key, as: UTF8.self)
+            if member.isArray {
+                guard let frames = member.frames else { return false }
+                arrays[key] = frames
+            } else {
+                guard let text = member.string else { return false }
+                strings[key] = text
             }
+            return true
         }
         guard valid else { return nil }
         self.strings = strings
@@ -36,10 +39,7 @@ struct FlatJSON {
         /// The value's text: a quoted string, an array, or a bare number or literal.
         fileprivate let value: UnsafeRawBufferPointer
 
-        func keyIs(_ name: StaticString) -> Bool {
-            name.utf8CodeUnitCount == key.count
-                && key.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        }
+        func keyIs(_ name: StaticString) -> Bool { key.holds(name) }
 
         var isArray: Bool { value.first == UInt8(ascii: "[") }
 
@@ -168,5 +168,16 @@ struct FlatJSON {
             index += 1
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Whether these bytes are `text`'s UTF-8, to test a field without making a string.
+    func holds(_ text: StaticString) -> Bool {
+        count == text.utf8CodeUnitCount && begins(with: text)
+    }
+
+    func begins(with text: StaticString) -> Bool {
+        starts(with: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 }

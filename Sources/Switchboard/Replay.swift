@@ -44,11 +44,15 @@ public struct LockEntry: Sendable, Hashable {
 
     /// The entry a `lock.recorded` event holds; nil for any other event.
     init?(recorded event: RecordedEvent) {
-        guard event.type == "lock.recorded", let json = FlatJSON(event.payload),
-              let service = json.strings["service"]
-        else { return nil }
+        guard event.type == "lock.recorded", let json = FlatJSON(event.payload) else { return nil }
+        self.init(json, position: event.position)
+    }
+
+    /// The entry a `lock.recorded` payload holds; nil without a service.
+    init?(_ json: FlatJSON, position: UInt64) {
+        guard let service = json.strings["service"] else { return nil }
         self.init(service: service, version: json.strings["version"] ?? "",
-                  configDigest: json.strings["configDigest"] ?? "", position: event.position)
+                  configDigest: json.strings["configDigest"] ?? "", position: position)
     }
 
     init(service: String, version: String, configDigest: String, position: UInt64) {

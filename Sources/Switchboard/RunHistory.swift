@@ -115,14 +115,12 @@ struct RunHistory: Sendable {
             if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
             requests[index].partials.append(frames.first ?? [])
         case .failed:
-            guard let index = cause(of: event), let json = event.withPayload({ FlatJSON(Array($0)) }) else { return }
+            guard let index = cause(of: event), let json = event.withPayload(FlatJSON.init) else { return }
             requests[index].outcome = .failed(position: event.position, code: json.strings["error"] ?? "error",
                                               message: json.strings["message"] ?? "")
         case .lock:
-            let json = event.withPayload { FlatJSON(Array($0)) }
-            if let service = json?.strings["service"] {
-                lock.append(LockEntry(service: service, version: json?.strings["version"] ?? "",
-                                      configDigest: json?.strings["configDigest"] ?? "", position: event.position))
+            if let json = event.withPayload(FlatJSON.init), let entry = LockEntry(json, position: event.position) {
+                lock.append(entry)
             }
         case .other:
             break
@@ -139,29 +137,16 @@ struct RunHistory: Sendable {
 
         init(_ event: EventView) {
             let kind: Kind? = event.withType { type in
-                if Self.equal(type, "request.received") { return .request }
-                if Self.equal(type, "reply.final") { return .finalReply }
-                if Self.equal(type, "reply.partial") { return .partialReply }
-                if Self.equal(type, "request.failed") { return .failed }
-                if Self.equal(type, "lock.recorded") { return .lock }
-                if Self.equal(type, "agent.snapshot") { return .other }
+                if type.holds("request.received") { return .request }
+                if type.holds("reply.final") { return .finalReply }
+                if type.holds("reply.partial") { return .partialReply }
+                if type.holds("request.failed") { return .failed }
+                if type.holds("lock.recorded") { return .lock }
+                if type.holds("agent.snapshot") { return .other }  // StateService.snapshotType
                 return nil
             }
-            if let kind {
-                self = kind
-                return
-            }
             // Router bookkeeping has no stream; an agent's events have theirs under "agent/".
-            let agentStream: StaticString = "agent/"
-            self = event.withStreamID { stream in
-                stream.starts(with: UnsafeBufferPointer(start: agentStream.utf8Start,
-                                                        count: agentStream.utf8CodeUnitCount))
-            } ? .emitted : .other
-        }
-
-        private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-            bytes.count == text.utf8CodeUnitCount
-                && bytes.elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            self = kind ?? (event.withStreamID { $0.begins(with: "agent/") } ? .emitted : .other)
         }
     }
 

@@ -102,26 +102,38 @@ extension EventLog {
         _ kind: IndexKeys.Kind, id: String, from number: UInt64, limit: Int,
         position: (UInt64, UnsafeRawBufferPointer) -> UInt64?
     ) throws -> [RecordedEvent] {
-        // No event carries an id over 255 bytes, so none is indexed under one.
-        guard !id.isEmpty, id.utf8.count <= RecordCodec.maximumFieldLength, limit > 0 else { return [] }
-        let prefix = IndexKeys.prefix(kind, id)
+        guard limit > 0 else { return [] }
         return try EventLogError.mapping {
             try environment.read { txn in
                 var events: [RecordedEvent] = []
-                try txn.withCursor(databases.index) { cursor in
-                    var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
-                    while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
-                        guard let target = position(key, current.value),
-                              let bytes = try withUnsafeBytes(of: target.bigEndian, { try txn.get(databases.events, key: $0) })
-                        else {
-                            throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
-                        }
-                        events.append(try RecordCodec.decode(bytes, position: target))
-                        if events.count == limit { break }
-                        entry = try cursor.next()
-                    }
+                try walkIndexed(kind, id: id, from: number, in: txn, position: position) { record in
+                    events.append(RecordCodec.decodeVerified(record))
+                    return events.count < limit
                 }
                 return events
+            }
+        }
+    }
+
+    /// Walks the records an index lists under `id` from `number` on, with zero-copy,
+    /// checksum-verified views, until `body` returns false.
+    func walkIndexed(
+        _ kind: IndexKeys.Kind, id: String, from number: UInt64, in txn: Transaction,
+        position: (UInt64, UnsafeRawBufferPointer) -> UInt64?, _ body: (RecordView) throws -> Bool
+    ) throws {
+        // No event carries an id over 255 bytes, so none is indexed under one.
+        guard !id.isEmpty, id.utf8.count <= RecordCodec.maximumFieldLength else { return }
+        let prefix = IndexKeys.prefix(kind, id)
+        try txn.withCursor(databases.index) { cursor in
+            var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
+            while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
+                guard let target = position(key, current.value),
+                      let bytes = try withUnsafeBytes(of: target.bigEndian, { try txn.get(databases.events, key: $0) })
+                else {
+                    throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
+                }
+                guard try body(try RecordView(bytes, position: target)) else { return }
+                entry = try cursor.next()
             }
         }
     }

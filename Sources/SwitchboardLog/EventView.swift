@@ -67,47 +67,36 @@ extension EventLog {
     /// - Throws: ``EventLogError`` `.corruptRecord` at the first record that fails its checks.
     @discardableResult
     public func scan(from position: UInt64 = 1, _ body: (EventView) throws -> Bool) throws -> Int {
-        let view = EventView()
-        defer { view.point(at: nil) }
-        return try EventLogError.mapping {
-            try environment.read { txn in
-                var count = 0
-                try walkRecords(from: position, in: txn) { record in
-                    count += 1
-                    view.point(at: record)
-                    return try body(view)
-                }
-                return count
-            }
-        }
+        try scanViews(body) { txn, each in try walkRecords(from: position, in: txn, each) }
     }
 
     /// Walks the events of run `runID` in order without copying them, until `body` returns false;
     /// returns how many it saw. Like ``scan(from:_:)``, the view is valid only inside `body`.
     @discardableResult
     public func scan(inRun runID: String, _ body: (EventView) throws -> Bool) throws -> Int {
-        guard !runID.isEmpty, runID.utf8.count <= RecordCodec.maximumFieldLength else { return 0 }
+        try scanViews(body) { txn, each in
+            try walkIndexed(.run, id: runID, from: 1, in: txn, position: { key, _ in key }, each)
+        }
+    }
+
+    /// Hands each record `walk` visits to `body` through one view, in one read transaction.
+    private func scanViews(
+        _ body: (EventView) throws -> Bool, walk: (Transaction, (RecordView) throws -> Bool) throws -> Void
+    ) throws -> Int {
         let view = EventView()
         defer { view.point(at: nil) }
-        let prefix = IndexKeys.prefix(.run, runID)
-        return try EventLogError.mapping {
-            try environment.read { txn in
-                var count = 0
-                try txn.withCursor(databases.index) { cursor in
-                    var entry = try cursor.seek(atOrAfter: IndexKeys.key(.run, runID, 1))
-                    while let current = entry, let position = IndexKeys.number(in: current.key, after: prefix) {
-                        guard let bytes = try withUnsafeBytes(of: position.bigEndian, {
-                            try txn.get(databases.events, key: $0)
-                        }) else {
-                            throw EventLogError(.corruptRecord, "index entry \(position) of \(runID) points at no event")
-                        }
+        // `walk` calls `body` only while it runs.
+        return try withoutActuallyEscaping(body) { body in
+            try EventLogError.mapping {
+                try environment.read { txn in
+                    var count = 0
+                    try walk(txn) { record in
                         count += 1
-                        view.point(at: try RecordView(bytes, position: position))
-                        guard try body(view) else { break }
-                        entry = try cursor.next()
+                        view.point(at: record)
+                        return try body(view)
                     }
+                    return count
                 }
-                return count
             }
         }
     }

@@ -43,6 +43,20 @@ extension BrokerStateMachine {
         var lastUsed: Int64
     }
 
+    /// The key in flight at `identity` of the request a reply answers. Not mutating, so the worker
+    /// copy read here is gone before the caller changes the worker.
+    func answered(by identity: [UInt8], envelope: Envelope?, client: [UInt8]) -> String? {
+        guard let worker = workers[identity] else { return nil }
+        if let envelope {
+            // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
+            let key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
+            if worker.inFlight[key] != nil { return key }
+        }
+        // By the address the worker was given, when exactly one request in flight has it.
+        let matches = worker.inFlight.filter { $0.value.dispatchedClient == client }
+        return matches.count == 1 ? matches.first?.key : nil
+    }
+
     /// Drops pins unused for the affinity timeout (checked once a minute at most).
     mutating func sweepPins(now: Now) {
         guard now.milliseconds >= nextPinSweep else { return }

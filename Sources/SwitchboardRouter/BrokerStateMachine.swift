@@ -332,18 +332,10 @@ struct BrokerStateMachine {
         }
         let expiresAt = now.milliseconds + livenessWindow
         workers[identity]?.expiresAt = expiresAt
-        var key: String?
         let envelope = workers[identity]?.native == true ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
-        if let envelope {
-            // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
-            key = workers[identity]?.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
-        }
-        if key.map({ workers[identity]?.inFlight[$0] == nil }) ?? true {
-            // By the address the worker was given, when exactly one request in flight has it.
-            let matches = workers[identity]?.inFlight.filter { $0.value.dispatchedClient == client } ?? [:]
-            key = matches.count == 1 ? matches.first?.key : nil
-        }
-        guard let key, let request = workers[identity]?.inFlight[key] else {
+        guard let key = answered(by: identity, envelope: envelope, client: client),
+              let request = workers[identity]?.inFlight[key]
+        else {
             // Late or repeated reply to a request that finished or moved elsewhere.
             duplicateReplies += 1
             return
@@ -460,7 +452,12 @@ struct BrokerStateMachine {
                 }
             }
             let identity = service.idle.remove(at: slot)
-            guard let worker = workers[identity].map({ (native: $0.native, framing: $0.framing) }) else {
+            var dispatched = request
+            dispatched.dispatchedClient = request.client
+            // Recorded in flight in place, then read: a copy of the worker held across the change
+            // would copy its whole table of requests in flight.
+            let recorded: Void? = workers[identity]?.inFlight[request.messageID] = dispatched
+            guard recorded != nil, let worker = workers[identity] else {
                 service.queueStart -= 1
                 continue
             }
@@ -485,12 +482,9 @@ struct BrokerStateMachine {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
             }
-            var dispatched = request
-            dispatched.dispatchedClient = request.client
-            workers[identity]?.inFlight[request.messageID] = dispatched
-            if let busy = workers[identity], busy.inFlight.count < busy.capacity { service.idle.append(identity) }
+            if worker.inFlight.count < worker.capacity { service.idle.append(identity) }
             let frames = MDPCodec.workerRequest(client: request.client, body: body, framing: worker.framing)
-            if worker.native, let current = workers[identity], recordLock(request, worker: current, now: now, into: &output) {
+            if worker.native && recordLock(request, worker: worker, now: now, into: &output) {
                 // The lock entry must be committed before the request reaches the worker.
                 output.sends.append((identity, frames))
             } else if request.batch <= committedBatch {

@@ -74,28 +74,19 @@ public struct Envelope: Sendable, Hashable {
 
     /// Decodes an envelope frame; throws ``WireError/Code/malformed`` for anything else.
     public init(decoding frame: [UInt8]) throws {
-        var reader = Reader(bytes: frame)
-        guard Array(try reader.take(4)) == Self.magic else { throw WireError(.malformed, "not an envelope (bad magic)") }
+        var reader = try Reader(envelope: frame)
         messageID = try reader.shortString()
         runID = try reader.shortString()
         causationID = try reader.shortString()
         attempt = try reader.integer(UInt32.self)
         deadline = Int64(bitPattern: try reader.integer(UInt64.self))
-        var headers: [String: String] = [:]
-        for _ in 0..<Int(try reader.integer(UInt16.self)) {
-            let key = try reader.shortString()
-            let length = Int(try reader.integer(UInt16.self))
-            headers[key] = try reader.string(length)
-        }
-        guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
-        self.headers = headers
+        headers = try reader.headers()
     }
 
     /// Only the headers of an envelope frame, skipping its ids (replay reads one per logged
     /// message); throws ``WireError/Code/malformed`` as ``init(decoding:)`` does.
     public static func headers(decoding frame: [UInt8]) throws -> [String: String] {
-        var reader = Reader(bytes: frame)
-        guard Array(try reader.take(4)) == Self.magic else { throw WireError(.malformed, "not an envelope (bad magic)") }
+        var reader = try Reader(envelope: frame)
         for _ in 0..<3 {
             // Ids are checked as UTF-8, as the full decoding does, but made into strings only when not ASCII.
             let id = try reader.take(Int(try reader.integer(UInt8.self)))
@@ -103,17 +94,8 @@ public struct Envelope: Sendable, Hashable {
                 throw WireError(.malformed, "envelope text is not UTF-8")
             }
         }
-        _ = try reader.take(12)
-        let count = Int(try reader.integer(UInt16.self))
-        var headers: [String: String] = [:]
-        if count > 0 { headers.reserveCapacity(count) }
-        for _ in 0..<count {
-            let key = try reader.shortString()
-            let length = Int(try reader.integer(UInt16.self))
-            headers[key] = try reader.string(length)
-        }
-        guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
-        return headers
+        _ = try reader.take(12)  // attempt and deadline
+        return try reader.headers()
     }
 
     private static func appendShort(_ value: String, to out: inout [UInt8]) throws {
@@ -126,6 +108,26 @@ public struct Envelope: Sendable, Hashable {
     private struct Reader {
         let bytes: [UInt8]
         var index = 0
+
+        /// A reader past the magic of an envelope frame.
+        init(envelope frame: [UInt8]) throws {
+            bytes = frame
+            guard Array(try take(4)) == Envelope.magic else {
+                throw WireError(.malformed, "not an envelope (bad magic)")
+            }
+        }
+
+        /// The header count and headers that end a frame.
+        mutating func headers() throws -> [String: String] {
+            var headers: [String: String] = [:]
+            for _ in 0..<Int(try integer(UInt16.self)) {
+                let key = try shortString()
+                let length = Int(try integer(UInt16.self))
+                headers[key] = try string(length)
+            }
+            guard isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
+            return headers
+        }
 
         var isAtEnd: Bool { index == bytes.count }
 
