@@ -6,8 +6,8 @@ import Synchronization
 /// Swift Testing process inherit a signal mask that blocks SIGTERM.
 public final class ChildProcess: Sendable {
     private let process: Process
-    private let output = TextBuffer()
-    private let errors = TextBuffer()
+    private let output: PipeReader
+    private let errors: PipeReader
 
     public init(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws {
         let process = Process()
@@ -19,25 +19,20 @@ public final class ChildProcess: Sendable {
         process.standardOutput = out
         process.standardError = err
         self.process = process
-        out.fileHandleForReading.readabilityHandler = { [output] handle in
-            let data = handle.availableData
-            output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [errors] handle in
-            let data = handle.availableData
-            errors.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
         try process.run()
+        output = PipeReader(out.fileHandleForReading)
+        errors = PipeReader(err.fileHandleForReading)
     }
 
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
-    public var standardOutput: String { output.text.withLock { $0 } }
-    public var standardError: String { errors.text.withLock { $0 } }
-    /// Output lines; while the process runs, only finished ones (a line may arrive in pieces).
+    public var standardOutput: String { output.text }
+    public var standardError: String { errors.text }
+    /// Output lines; until the output ends, only finished ones (a line may arrive in pieces).
     public var lines: [String] {
+        let ended = output.ended
         var parts = standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
-        if process.isRunning { parts.removeLast() }
+        if !ended { parts.removeLast() }
         return parts.filter { !$0.isEmpty }.map(String.init)
     }
 
@@ -48,6 +43,7 @@ public final class ChildProcess: Sendable {
         while Date() < deadline {
             if let line = lines.first(where: predicate) { return line }
             if !process.isRunning {
+                drain(until: deadline)
                 return lines.first(where: predicate)
             }
             usleep(10_000)
@@ -61,7 +57,7 @@ public final class ChildProcess: Sendable {
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { return false }
         process.waitUntilExit()
-        usleep(50_000)  // let the readability handlers drain the pipes
+        drain(until: deadline)
         return true
     }
 
@@ -72,13 +68,49 @@ public final class ChildProcess: Sendable {
         process.waitUntilExit()
     }
 
+    /// Waits for both pipes to reach their end (a grandchild may still hold them open).
+    private func drain(until deadline: Date) {
+        while !(output.ended && errors.ended) && Date() < deadline { usleep(5_000) }
+    }
+
     deinit {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
 }
 
-private final class TextBuffer: Sendable {
-    let text = Mutex<String>("")
+/// Reads a pipe to its end on a thread of its own with blocking reads. Foundation's
+/// `readabilityHandler` is not used: on Linux its dispatch source teardown races the close of the
+/// descriptor and can crash libdispatch's event loop (swift-corelibs-libdispatch issue 949).
+final class PipeReader: Sendable {
+    private let state = Mutex<(bytes: [UInt8], ended: Bool)>(([], false))
+
+    init(_ handle: FileHandle) {
+        let thread = Thread { [self] in
+            let descriptor = handle.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                state.withLock { $0.bytes += buffer[..<count] }
+            }
+            try? handle.close()
+            state.withLock { $0.ended = true }
+        }
+        thread.start()
+    }
+
+    var text: String { state.withLock { String(decoding: $0.bytes, as: UTF8.self) } }
+    var ended: Bool { state.withLock { $0.ended } }
+
+    /// Everything the pipe carried, once it has ended.
+    func wait() -> [UInt8] {
+        while true {
+            let done: [UInt8]? = state.withLock { $0.ended ? $0.bytes : nil }
+            if let done { return done }
+            usleep(2_000)
+        }
+    }
 }
 
 /// The repository's root directory (this file is Tests/TestSupport/ChildProcess.swift).

@@ -40,8 +40,10 @@ public func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessR
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    // Both pipes read at once, so a child that fills one while the other is read cannot stall.
+    let errors = PipeReader(err.fileHandleForReading)
     let output = out.fileHandleForReading.readDataToEndOfFile()
-    let error = err.fileHandleForReading.readDataToEndOfFile()
+    let error = errors.wait()
     process.waitUntilExit()
     return ProcessResult(
         status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
