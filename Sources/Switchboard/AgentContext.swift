@@ -38,6 +38,8 @@ public final class AgentContext<A: AgentActor> {
     private(set) var askCount = 0
     private(set) var emitCount = 0
     private let baseLogger: Logger
+    /// Made once per message rather than per emitted event.
+    private lazy var streamID = agentID.streamID
     /// Seeded on the first draw: the seed costs a SHA-256, and most handlers draw nothing.
     private lazy var generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
 
@@ -60,7 +62,7 @@ public final class AgentContext<A: AgentActor> {
         let payload = try CanonicalJSON.encode(event)
         emitCount += 1
         pending.append(EmittedEvent(
-            type: event.eventType, streamID: agentID.streamID,
+            type: event.eventType, streamID: streamID,
             messageID: Identifiers.event(message.messageID, emitCount), causationID: message.messageID,
             payload: payload))
         agent.assumeIsolated { $0.state.apply(event) }

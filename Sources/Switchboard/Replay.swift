@@ -221,7 +221,12 @@ final class ReplaySession: AgentSession, Sendable {
             progress.emitted += ask.events
             return progress.asks
         }
-        guard let index = history.requestsByID[ask.messageID] else {
+        // The recorded asks in order first: a lookup by id only when the order differs (askAll).
+        let recordedAsks = history.requests[message].asks
+        let next = sequence <= recordedAsks.count ? recordedAsks[sequence - 1] : nil
+        guard let index = next.flatMap({ history.requests[$0].message.messageID == ask.messageID ? $0 : nil })
+            ?? history.request(id: ask.messageID)
+        else {
             let asked = history.requests[message].asks.count
             let outcome = history.requests[message].outcome
             if case .reply(let position, _)? = outcome {

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwitchboardLog
 import SwitchboardRouter
 import SwitchboardWire
@@ -35,7 +38,7 @@ struct RunHistory: Sendable {
     }
 
     private(set) var requests: [Request] = []
-    private(set) var requestsByID: [String: Int] = [:]
+    private var requestsByID = RequestTable()
     private(set) var lock: [LockEntry] = []
     /// Events of the run read from the log.
     private(set) var eventsRead = 0
@@ -52,22 +55,25 @@ struct RunHistory: Sendable {
         }
     }
 
+    /// The request with message id `id`.
+    func request(id: String) -> Int? {
+        var id = id
+        return id.withUTF8 { request(id: UnsafeRawBufferPointer($0)) }
+    }
+
+    private func request(id: UnsafeRawBufferPointer) -> Int? {
+        requestsByID.find(RequestTable.hash(id)) { requests[$0].message.messageID.hasBytes(id) }
+    }
+
     /// The request whose message id is the causation id of `event`.
     private mutating func cause(of event: EventView) -> Int? {
         let found: Int? = event.withCausationID { id in
-            guard !id.isEmpty else { return -1 }
-            for index in recent {
-                let same = requests[index].message.messageID.utf8.withContiguousStorageIfAvailable {
-                    $0.elementsEqual(id)
-                }
-                if same == true { return index }
-            }
-            return nil
+            guard !id.isEmpty else { return nil }
+            return recent.first { requests[$0].message.messageID.hasBytes(id) } ?? request(id: id)
         }
-        if found == -1 { return nil }
-        guard let index = found ?? requestsByID[event.causationID] else { return nil }
-        remember(index)
-        return index
+        guard let found else { return nil }
+        remember(found)
+        return found
     }
 
     private mutating func remember(_ index: Int) {
@@ -94,7 +100,9 @@ struct RunHistory: Sendable {
             let index = requests.count
             // The cause first: a request naming itself as its cause must not find itself.
             if let cause = cause(of: event) { requests[cause].asks.append(index) }
-            requestsByID[messageID] = index
+            requestsByID.insert(index, hash: RequestTable.hash(messageID)) {
+                requests[$0].message.messageID == messageID
+            }
             requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
                                     message: message, forked: forked))
             remember(index)
@@ -180,5 +188,53 @@ struct RunHistory: Sendable {
             return true
         }
         return valid ? frames : nil
+    }
+}
+
+/// Request indices by message id, keyed by a 64-bit FNV-1a hash of the id's bytes: hashing the
+/// String costs more than the rest of a lookup. Ids whose hashes collide are told apart by the ids.
+struct RequestTable: Sendable {
+    private var first: [UInt64: Int] = [:]
+    private var collided: [UInt64: [Int]] = [:]
+
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    static func hash(_ id: String) -> UInt64 {
+        var id = id
+        return id.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Adds `index`; it replaces an entry for the same id (`sameID`), as the last record of an id wins.
+    mutating func insert(_ index: Int, hash: UInt64, sameID: (Int) -> Bool) {
+        guard let existing = first[hash] else {
+            first[hash] = index
+            return
+        }
+        if sameID(existing) {
+            first[hash] = index
+        } else if let at = collided[hash]?.firstIndex(where: sameID) {
+            collided[hash]?[at] = index
+        } else {
+            collided[hash, default: []].append(index)
+        }
+    }
+
+    func find(_ hash: UInt64, where matches: (Int) -> Bool) -> Int? {
+        if let index = first[hash], matches(index) { return index }
+        return collided[hash]?.first(where: matches)
+    }
+}
+
+extension String {
+    /// Whether this string's UTF-8 is `bytes`, without making a string of them.
+    func hasBytes(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var text = self
+        return text.withUTF8 { utf8 in
+            utf8.count == bytes.count && (bytes.isEmpty || memcmp(utf8.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+        }
     }
 }

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+import Testing
+@testable import Switchboard
+
+/// Replay finds requests by id through a table keyed by a hash of the id's bytes: ids whose
+/// hashes collide must still be told apart, and a repeated id must find its last record.
+@Suite struct RequestTableTests {
+    @Test func collidingHashesAreToldApartAndARepeatedIDFindsItsLastRecord() {
+        let ids = ["run-1>1", "run-1>2", "run-1>3", "run-1>2"]
+        var table = RequestTable()
+        // Every id under one hash, as if all collided.
+        for (index, id) in ids.enumerated() {
+            table.insert(index, hash: 7) { ids[$0] == id }
+        }
+        func find(_ id: String, hash: UInt64 = 7) -> Int? { table.find(hash) { ids[$0] == id } }
+        #expect(find("run-1>1") == 0)
+        #expect(find("run-1>2") == 3)
+        #expect(find("run-1>3") == 2)
+        #expect(find("run-1>4") == nil)
+        #expect(find("run-1>1", hash: 8) == nil)
+    }
+
+    @Test func hashAndByteComparisonFollowTheUTF8() {
+        let id = "run-é>1"
+        #expect(RequestTable.hash(id) == Array(id.utf8).withUnsafeBytes(RequestTable.hash))
+        #expect(RequestTable.hash(id) != RequestTable.hash("run-e>1"))
+        #expect(Array(id.utf8).withUnsafeBytes { id.hasBytes($0) })
+        #expect(!Array("run-é>2".utf8).withUnsafeBytes { id.hasBytes($0) })
+        #expect(!Array("run-é>".utf8).withUnsafeBytes { id.hasBytes($0) })
+        #expect([UInt8]().withUnsafeBytes { "".hasBytes($0) })
+    }
+}
