@@ -119,40 +119,82 @@ public enum Replayer {
         }
     }
 
-    /// Replays `runID` with the agent types given.
+    /// Replays `runID` with the agent types given. The run is read while it is re-executed; an
+    /// agent whose lock entry drifted is not run.
     /// - Parameter allowDrift: replay even when a locked agent's version or config differs.
     /// - Throws: ``EventLogError`` with code `notFound` when the log has no such run.
     public static func replay(run runID: String, log: EventLog, types: [AgentType], allowDrift: Bool = false) async throws
         -> ReplayReport
     {
         let started = DispatchTime.now().uptimeNanoseconds
-        let history = try RunHistory(runID: runID, log: log)
-        guard history.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
+        let feed = HistoryFeed(runID: runID, log: log)
         let registry = Dictionary(types.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let lock = history.lock
+        var report: ReplayReport
+        do {
+            report = try await reexecute(runID: runID, feed: feed, log: log, registry: registry, allowDrift: allowDrift)
+        } catch {
+            await feed.stop()
+            throw error
+        }
+        let history = try await feed.whole()
+        guard history.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
+        report.eventsRead = history.eventsRead
+        report.lock = history.lock
+        report.drift = drift(of: history.lock, registry: registry)
+        if !report.drift.isEmpty && !allowDrift {
+            // Refused: what ran before the drift was found does not count.
+            report.stepsChecked = 0
+            report.messagesReplayed = 0
+            report.unfinishedMessages = 0
+            report.divergence = nil
+        }
+        report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return report
+    }
+
+    /// The locked services whose registered version or config digest differs, each drift once.
+    private static func drift(of lock: [LockEntry], registry: [String: AgentType]) -> [LockDrift] {
         var drift: [LockDrift] = []
-        var seenDrift: Set<String> = []
+        var seen: Set<String> = []
         for entry in lock {
-            guard let type = registry[entry.service] else { continue }
-            let current = type.descriptor
+            guard let current = registry[entry.service]?.descriptor else { continue }
             if current.version != entry.version || current.configDigest != entry.configDigest,
-               seenDrift.insert(entry.service + "\u{0}" + entry.version + "\u{0}" + entry.configDigest).inserted {
+               seen.insert(entry.service + "\u{0}" + entry.version + "\u{0}" + entry.configDigest).inserted {
                 drift.append(LockDrift(service: entry.service, recordedVersion: entry.version,
                                        recordedDigest: entry.configDigest, currentVersion: current.version,
                                        currentDigest: current.configDigest))
             }
         }
-        var report = ReplayReport(runID: runID, eventsRead: history.eventsRead, stepsChecked: 0, messagesReplayed: 0,
-                                  seconds: 0, lock: lock, drift: drift, divergence: nil, unfinishedMessages: 0)
-        if !drift.isEmpty && !allowDrift {
-            report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            return report
-        }
+        return drift
+    }
+
+    /// Re-executes the run's messages in order as they are read; stops at the first divergence,
+    /// or before a message to a drifted agent unless `allowDrift`.
+    private static func reexecute(runID: String, feed: HistoryFeed, log: EventLog, registry: [String: AgentType],
+                                  allowDrift: Bool) async throws -> ReplayReport {
+        var report = ReplayReport(runID: runID, eventsRead: 0, stepsChecked: 0, messagesReplayed: 0,
+                                  seconds: 0, lock: [], drift: [], divergence: nil, unfinishedMessages: 0)
         var instances: [AgentID: any AgentInstance] = [:]
         let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
-        // A fork's requests answered from its parent's log were handled in the parent run.
-        for (index, input) in history.requests.enumerated() where !input.forked {
-            guard let type = registry[input.service] else { continue }
+        var index = 0
+        while true {
+            // The next message, with its service's lock entry (recorded when the router dispatches
+            // it) or its outcome read too.
+            let next: (RunHistory.Request, [LockEntry])? = try await feed.read(until: { history in
+                guard index < history.requests.count else { return false }
+                let request = history.requests[index]
+                return request.outcome != nil || history.lock.contains { $0.service == request.service }
+            }) { history, _ in
+                guard index < history.requests.count else { return nil }
+                let request = history.requests[index]
+                return (request, history.lock.filter { $0.service == request.service })
+            }
+            guard let (input, entries) = next else { break }
+            let current = index
+            index += 1
+            // A fork's requests answered from its parent's log were handled in the parent run.
+            guard !input.forked, let type = registry[input.service] else { continue }
+            if !allowDrift, !drift(of: entries, registry: registry).isEmpty { break }
             let message = input.message
             let id = AgentID(type: input.service, key: message.key)
             let instance: any AgentInstance
@@ -165,11 +207,11 @@ public enum Replayer {
                 if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                 instances[id] = instance
             }
-            let session = ReplaySession(history: history, agent: id, message: index)
+            let session = ReplaySession(feed: feed, agent: id, message: current)
             let outcome = await instance.handle(message, now: message.handlerTime(received: input.timestamp),
                                                 session: session, logger: logger)
             report.messagesReplayed += 1
-            let result = session.finish(outcome: outcome, lastPosition: history.lastPosition)
+            let result = try await session.finish(outcome: outcome)
             report.stepsChecked += result.checked
             if result.unfinished { report.unfinishedMessages += 1 }
             if let divergence = result.divergence {
@@ -177,7 +219,6 @@ public enum Replayer {
                 break
             }
         }
-        report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return report
     }
 }
@@ -192,14 +233,14 @@ final class ReplaySession: AgentSession, Sendable {
         var checked = 0
     }
 
-    private let history: RunHistory
+    private let feed: HistoryFeed
     private let agentID: AgentID
     /// The index of the recorded message being handled.
     private let message: Int
     private let progress = Mutex(Progress())
 
-    init(history: RunHistory, agent: AgentID, message: Int) {
-        self.history = history
+    init(feed: HistoryFeed, agent: AgentID, message: Int) {
+        self.feed = feed
         self.agentID = agent
         self.message = message
     }
@@ -221,28 +262,28 @@ final class ReplaySession: AgentSession, Sendable {
             progress.emitted += ask.events
             return progress.asks
         }
-        // The recorded asks in order first: a lookup by id only when the order differs (askAll).
-        let recordedAsks = history.requests[message].asks
-        let next = sequence <= recordedAsks.count ? recordedAsks[sequence - 1] : nil
-        guard let index = next.flatMap({ history.requests[$0].message.messageID == ask.messageID ? $0 : nil })
-            ?? history.request(id: ask.messageID)
-        else {
-            let asked = history.requests[message].asks.count
-            let outcome = history.requests[message].outcome
-            if case .reply(let position, _)? = outcome {
+        // Waits for the recorded ask and its outcome, or for the handled message's outcome: every
+        // ask it made is read by then.
+        let (found, asked, parentOutcome) = try await feed.read(until: { history in
+            if history.requests[message].outcome != nil { return true }
+            guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
+            return history.requests[index].outcome != nil
+        }) { history, _ in
+            (Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] },
+             history.requests[message].asks.count, history.requests[message].outcome)
+        }
+        guard let recorded = found else {
+            if case .reply(let position, _)? = parentOutcome {
                 throw fail(position, "\(asked) asks, then the reply", "ask #\(sequence) to \(ask.service)")
             }
-            if case .failed(let position, _, _)? = outcome {
+            if case .failed(let position, _, _)? = parentOutcome {
                 throw fail(position, "\(asked) asks, then a failure", "ask #\(sequence) to \(ask.service)")
             }
             progress.withLock { $0.unfinished = true }
             throw EndOfRecord()
         }
         // The payloads' digests are what the report shows; equal bytes are equal digests.
-        guard history.requests[index].service == ask.service,
-              Self.sameBytes(history.requests[index].message.frames, ask.frames)
-        else {
-            let recorded = history.requests[index]
+        guard recorded.service == ask.service, Self.sameBytes(recorded.message.frames, ask.frames) else {
             let recordedHash = SHA256Digest.of(recorded.message.frames.joined())
             let actualHash = SHA256Digest.of(ask.frames.joined())
             throw fail(recorded.position,
@@ -252,17 +293,17 @@ final class ReplaySession: AgentSession, Sendable {
                            + "(sha256 \(actualHash.description.prefix(16)))")
         }
         progress.withLock { $0.checked += 1 }
-        for partial in history.requests[index].partials { onPartial?(Payload(bytes: partial)) }
-        switch history.requests[index].outcome {
+        for partial in recorded.partials { onPartial?(Payload(bytes: partial)) }
+        switch recorded.outcome {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
-            if history.requests[index].errorReply,
+            if recorded.errorReply,
                let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
                                     frames: frames) {
                 throw error
             }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
-                            partials: history.requests[index].partials.map(Payload.init(bytes:)))
+                            partials: recorded.partials.map(Payload.init(bytes:)))
         case .failed(_, let code, let message)?:
             progress.withLock { $0.checked += 1 }
             throw AskError(service: ask.service, code: code, message: message)
@@ -272,14 +313,27 @@ final class ReplaySession: AgentSession, Sendable {
         }
     }
 
+    /// The recorded request for `ask`, the `sequence`-th of message `message`: the recorded asks
+    /// in order first, a lookup by id only when the order differs (``AgentContext/askAll(_:)``).
+    private static func find(_ ask: OutgoingAsk, sequence: Int, of message: Int, in history: borrowing RunHistory)
+        -> Int?
+    {
+        let asks = history.requests[message].asks
+        if sequence <= asks.count, history.requests[asks[sequence - 1]].message.messageID == ask.messageID {
+            return asks[sequence - 1]
+        }
+        return history.request(id: ask.messageID)
+    }
+
     private func fail(_ position: UInt64, _ expected: String, _ actual: String) -> ReplayDivergence {
         let divergence = ReplayDivergence(position: position, agent: agent, expected: expected, actual: actual)
         progress.withLock { if $0.divergence == nil { $0.divergence = divergence } }
         return divergence
     }
 
-    /// Compares the handler's events and reply with the record, once it returned.
-    func finish(outcome: HandlerOutcome, lastPosition: UInt64) -> Result {
+    /// Compares the handler's events and reply with the record, once it returned and the message's
+    /// outcome (or the whole run) is read.
+    func finish(outcome: HandlerOutcome) async throws -> Result {
         let state = progress.withLock { progress in
             progress.emitted += outcome.events
             return progress
@@ -287,7 +341,14 @@ final class ReplaySession: AgentSession, Sendable {
         var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
         if result.divergence != nil || state.unfinished { return result }
-        let recorded = history.requests[message]
+        let message = self.message
+        // The record, its last position, and the first recorded ask the re-execution did not make.
+        let (recorded, lastPosition, missing) = try await feed.read(until: { $0.requests[message].outcome != nil }) {
+            history, _ in
+            let recorded = history.requests[message]
+            let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
+            return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
+        }
         let recordedOutcome = recorded.outcome
         var endPosition = lastPosition
         switch recordedOutcome {
@@ -295,9 +356,7 @@ final class ReplaySession: AgentSession, Sendable {
         case nil: break
         }
         // Asks the log holds that the re-execution did not make.
-        let recordedAsks = recorded.asks
-        if recordedAsks.count > state.asks {
-            let missing = history.requests[recordedAsks[state.asks]]
+        if let missing {
             result.divergence = ReplayDivergence(
                 position: missing.position, agent: agent,
                 expected: "ask #\(state.asks + 1) to \(missing.service)", actual: "no further ask")

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-#if canImport(Glibc)
-import Glibc
-#endif
 import SwitchboardLog
 import SwitchboardRouter
 import SwitchboardWire
 
-/// A run's events, indexed for replay: read in one zero-copy pass over the run's index, with each
-/// request's outcome, partial replies, asks and emitted events kept on the request itself.
+/// A run's events, indexed for replay, with each request's outcome, partial replies, asks and
+/// emitted events kept on the request itself. ``HistoryFeed`` fills it in the run's order.
 struct RunHistory: Sendable {
     struct Request: Sendable {
         var position: UInt64
@@ -40,38 +37,44 @@ struct RunHistory: Sendable {
     private(set) var requests: [Request] = []
     private var requestsByID = RequestTable()
     private(set) var lock: [LockEntry] = []
-    /// Events of the run read from the log.
+    /// Events of the run read from the log; set once the whole run is read.
     private(set) var eventsRead = 0
     private(set) var lastPosition: UInt64 = 0
     /// The requests found last, newest first: a message's replies and events follow it closely.
     private var recent: [Int] = []
 
-    /// Reads run `runID` from `log`.
-    init(runID: String, log: EventLog) throws {
-        eventsRead = try log.scan(inRun: runID) { event in
-            lastPosition = event.position
-            add(event, runID: runID)
-            return true
+    /// What one event adds to the history, read from the event without the history at hand:
+    /// ``HistoryFeed`` reads events outside its lock and applies them under it.
+    struct Parsed: Sendable {
+        enum Kind: Sendable {
+            case request(service: String, message: AgentMessage, timestamp: Timestamp, forked: Bool)
+            case finalReply(frames: [[UInt8]], error: Bool)
+            case partialReply([UInt8])
+            case failed(code: String, message: String)
+            case lock(LockEntry)
+            case emitted(type: String, payload: [UInt8])
         }
+
+        var position: UInt64
+        var causationID: String
+        var kind: Kind
+    }
+
+    /// Marks the whole run read.
+    mutating func finish(eventsRead: Int, lastPosition: UInt64) {
+        self.eventsRead = eventsRead
+        self.lastPosition = lastPosition
     }
 
     /// The request with message id `id`.
     func request(id: String) -> Int? {
-        var id = id
-        return id.withUTF8 { request(id: UnsafeRawBufferPointer($0)) }
+        requestsByID.find(RequestTable.hash(id)) { requests[$0].message.messageID == id }
     }
 
-    private func request(id: UnsafeRawBufferPointer) -> Int? {
-        requestsByID.find(RequestTable.hash(id)) { requests[$0].message.messageID.hasBytes(id) }
-    }
-
-    /// The request whose message id is the causation id of `event`.
-    private mutating func cause(of event: EventView) -> Int? {
-        let found: Int? = event.withCausationID { id in
-            guard !id.isEmpty else { return nil }
-            return recent.first { requests[$0].message.messageID.hasBytes(id) } ?? request(id: id)
-        }
-        guard let found else { return nil }
+    /// The request whose message id is `id`, a causation id.
+    private mutating func cause(_ id: String) -> Int? {
+        guard !id.isEmpty, let found = recent.first(where: { requests[$0].message.messageID == id }) ?? request(id: id)
+        else { return nil }
         remember(found)
         return found
     }
@@ -82,10 +85,44 @@ struct RunHistory: Sendable {
         if recent.count > 4 { recent.removeLast() }
     }
 
-    private mutating func add(_ event: EventView, runID: String) {
+    /// Adds what one event of the run holds, in the run's order.
+    mutating func apply(_ event: Parsed) {
+        switch event.kind {
+        case .request(let service, let message, let timestamp, let forked):
+            let index = requests.count
+            // The cause first: a request naming itself as its cause must not find itself.
+            if let cause = cause(event.causationID) { requests[cause].asks.append(index) }
+            let messageID = message.messageID
+            requestsByID.insert(index, hash: RequestTable.hash(messageID)) {
+                requests[$0].message.messageID == messageID
+            }
+            requests.append(Request(position: event.position, service: service, timestamp: timestamp,
+                                    message: message, forked: forked))
+            remember(index)
+        case .finalReply(let frames, let error):
+            guard let index = cause(event.causationID) else { return }
+            if error { requests[index].errorReply = true }
+            requests[index].outcome = .reply(position: event.position, frames: frames)
+        case .partialReply(let frame):
+            guard let index = cause(event.causationID) else { return }
+            requests[index].partials.append(frame)
+        case .failed(let code, let message):
+            guard let index = cause(event.causationID) else { return }
+            requests[index].outcome = .failed(position: event.position, code: code, message: message)
+        case .lock(let entry):
+            lock.append(entry)
+        case .emitted(let type, let payload):
+            guard let index = cause(event.causationID) else { return }
+            requests[index].emitted.append(Emitted(position: event.position, type: type, payload: payload))
+        }
+    }
+
+    /// What `event` of run `runID` adds to a history; nil for events replay does not use.
+    static func parse(_ event: EventView, runID: String) -> Parsed? {
+        let kind: Parsed.Kind
         switch Kind(event) {
         case .request:
-            guard let (service, frames, forked) = event.withPayload(Self.request) else { return }
+            guard let (service, frames, forked) = event.withPayload(Self.request) else { return nil }
             var body = frames
             var headers: [String: String] = [:]
             if let first = body.first, Envelope.isEnvelope(first) {
@@ -93,50 +130,35 @@ struct RunHistory: Sendable {
                 body.removeFirst()
             }
             headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
-            let messageID = event.messageID
-            let causationID = event.causationID
-            let message = AgentMessage(messageID: messageID, runID: runID, causationID: causationID, attempt: 1,
-                                       frames: body, headers: headers)
-            let index = requests.count
-            // The cause first: a request naming itself as its cause must not find itself.
-            if let cause = cause(of: event) { requests[cause].asks.append(index) }
-            requestsByID.insert(index, hash: RequestTable.hash(messageID)) {
-                requests[$0].message.messageID == messageID
-            }
-            requests.append(Request(position: event.position, service: service, timestamp: event.timestamp,
-                                    message: message, forked: forked))
-            remember(index)
+            let message = AgentMessage(messageID: event.messageID, runID: runID, causationID: event.causationID,
+                                       attempt: 1, frames: body, headers: headers)
+            kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked)
         case .finalReply:
-            guard let index = cause(of: event),
-                  var frames = event.withPayload({ Self.body($0) })
-            else { return }
+            guard var frames = event.withPayload({ Self.body($0) }) else { return nil }
+            var error = false
             if let first = frames.first, Envelope.isEnvelope(first) {
                 // An agent's error reply: its ask threw, and must throw again when replayed.
-                if (try? Envelope.headers(decoding: first))?["status"] == "error" { requests[index].errorReply = true }
+                error = (try? Envelope.headers(decoding: first))?["status"] == "error"
                 frames.removeFirst()
             }
-            requests[index].outcome = .reply(position: event.position, frames: frames)
+            kind = .finalReply(frames: frames, error: error)
         case .partialReply:
-            guard let index = cause(of: event),
-                  var frames = event.withPayload({ Self.body($0) })
-            else { return }
+            guard var frames = event.withPayload({ Self.body($0) }) else { return nil }
             if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
-            requests[index].partials.append(frames.first ?? [])
+            kind = .partialReply(frames.first ?? [])
         case .failed:
-            guard let index = cause(of: event), let json = event.withPayload(FlatJSON.init) else { return }
-            requests[index].outcome = .failed(position: event.position, code: json.strings["error"] ?? "error",
-                                              message: json.strings["message"] ?? "")
+            guard let json = event.withPayload(FlatJSON.init) else { return nil }
+            kind = .failed(code: json.strings["error"] ?? "error", message: json.strings["message"] ?? "")
         case .lock:
-            if let json = event.withPayload(FlatJSON.init), let entry = LockEntry(json, position: event.position) {
-                lock.append(entry)
-            }
+            guard let json = event.withPayload(FlatJSON.init), let entry = LockEntry(json, position: event.position)
+            else { return nil }
+            kind = .lock(entry)
         case .other:
-            break
+            return nil
         case .emitted:
-            guard let index = cause(of: event) else { return }
-            requests[index].emitted.append(Emitted(
-                position: event.position, type: event.type, payload: event.withPayload { Array($0) }))
+            kind = .emitted(type: event.type, payload: event.withPayload { Array($0) })
         }
+        return Parsed(position: event.position, causationID: event.causationID, kind: kind)
     }
 
     /// What an event is to replay, told from its type and stream without making strings.
@@ -226,15 +248,5 @@ struct RequestTable: Sendable {
     func find(_ hash: UInt64, where matches: (Int) -> Bool) -> Int? {
         if let index = first[hash], matches(index) { return index }
         return collided[hash]?.first(where: matches)
-    }
-}
-
-extension String {
-    /// Whether this string's UTF-8 is `bytes`, without making a string of them.
-    func hasBytes(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var text = self
-        return text.withUTF8 { utf8 in
-            utf8.count == bytes.count && (bytes.isEmpty || memcmp(utf8.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
-        }
     }
 }

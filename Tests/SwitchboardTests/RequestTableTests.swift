@@ -20,13 +20,10 @@ import Testing
         #expect(find("run-1>1", hash: 8) == nil)
     }
 
-    @Test func hashAndByteComparisonFollowTheUTF8() {
+    @Test func theHashFollowsTheUTF8() {
         let id = "run-é>1"
         #expect(RequestTable.hash(id) == Array(id.utf8).withUnsafeBytes(RequestTable.hash))
         #expect(RequestTable.hash(id) != RequestTable.hash("run-e>1"))
-        #expect(Array(id.utf8).withUnsafeBytes { id.hasBytes($0) })
-        #expect(!Array("run-é>2".utf8).withUnsafeBytes { id.hasBytes($0) })
-        #expect(!Array("run-é>".utf8).withUnsafeBytes { id.hasBytes($0) })
-        #expect([UInt8]().withUnsafeBytes { "".hasBytes($0) })
+        #expect(RequestTable.hash(id) != RequestTable.hash("run-é>2"))
     }
 }

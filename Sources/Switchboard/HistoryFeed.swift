@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+import Synchronization
+import SwitchboardLog
+import SwitchboardWire
+
+/// A run's history, read from the log on a thread of its own while replay re-executes what has
+/// been read so far: the run is indexed and re-executed at once, on two cores. A reader waits
+/// until what it needs has been read, or the whole run has.
+final class HistoryFeed: Sendable {
+    private struct State {
+        var history = RunHistory()
+        var finished = false
+        var error: (any Error)?
+        /// Raised with each batch applied, so a reader that found too little misses no batch.
+        var generation = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// Events read outside the lock before they are applied under it.
+    private static let batch = 256
+    private let state = Mutex(State())
+    private let stopping = Atomic(false)
+
+    /// Starts reading run `runID`; the thread ends with the run or at ``stop()``.
+    init(runID: String, log: EventLog) {
+        DetachedThread { [self] in read(runID: runID, log: log) }.start()
+    }
+
+    private func read(runID: String, log: EventLog) {
+        var parsed: [RunHistory.Parsed] = []
+        parsed.reserveCapacity(Self.batch)
+        var last: UInt64 = 0
+        do {
+            let count = try log.scan(inRun: runID) { event in
+                last = event.position
+                if let item = RunHistory.parse(event, runID: runID) { parsed.append(item) }
+                if parsed.count >= Self.batch { publish(&parsed) }
+                return !stopping.load(ordering: .relaxed)
+            }
+            publish(&parsed, end: (count, last, nil))
+        } catch {
+            publish(&parsed, end: (0, last, error))
+        }
+    }
+
+    private func publish(_ parsed: inout [RunHistory.Parsed], end: (events: Int, last: UInt64, error: (any Error)?)? = nil) {
+        let waiters = state.withLock { state in
+            for event in parsed { state.history.apply(event) }
+            if let end {
+                state.history.finish(eventsRead: end.events, lastPosition: end.last)
+                state.error = end.error
+                state.finished = true
+            }
+            state.generation += 1
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        parsed.removeAll(keepingCapacity: true)
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until `ready` holds for the history read so far, or the whole run is read; then
+    /// returns what `body` makes of it (its second argument: the whole run is read).
+    /// - Throws: the error that ended the reading of the log.
+    func read<R: Sendable>(until ready: (borrowing RunHistory) -> Bool,
+                           _ body: (borrowing RunHistory, Bool) throws -> R) async throws -> R {
+        while true {
+            let (result, generation): (R?, Int) = try state.withLock { state in
+                if state.finished, let error = state.error { throw error }
+                guard state.finished || ready(state.history) else { return (nil, state.generation) }
+                return (try body(state.history, state.finished), state.generation)
+            }
+            if let result { return result }
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    guard state.generation == generation else { return true }
+                    state.waiters.append(waiter)
+                    return false
+                }
+                if resumeNow { waiter.resume() }
+            }
+        }
+    }
+
+    /// The whole history, once the run is read.
+    func whole() async throws -> RunHistory {
+        try await read(until: { _ in false }) { history, _ in copy history }
+    }
+
+    /// Stops reading and waits for the thread to let go of the log.
+    func stop() async {
+        stopping.store(true, ordering: .relaxed)
+        _ = try? await read(until: { _ in false }) { _, _ in () }
+    }
+}
