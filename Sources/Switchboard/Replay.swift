@@ -227,7 +227,10 @@ public enum Replayer {
 final class ReplaySession: AgentSession, Sendable {
     private struct Progress {
         var asks = 0
+        /// Emitted events not yet compared (snapshots are the host's bookkeeping, not the handler's output).
         var emitted: [EmittedEvent] = []
+        /// Emitted events compared so far.
+        var eventsChecked = 0
         var divergence: ReplayDivergence?
         var unfinished = false
         var checked = 0
@@ -257,20 +260,35 @@ final class ReplaySession: AgentSession, Sendable {
     struct EndOfRecord: Error {}
 
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
-        let sequence = progress.withLock { progress in
+        let (sequence, offset, pending) = progress.withLock { progress in
             progress.asks += 1
-            progress.emitted += ask.events
-            return progress.asks
+            progress.emitted += ask.events.filter { $0.type != StateService.snapshotType }
+            return (progress.asks, progress.eventsChecked, progress.emitted.count)
         }
         // Waits for the recorded ask and its outcome, or for the handled message's outcome: every
         // ask it made is read by then.
-        let (found, asked, parentOutcome) = try await feed.read(until: { history in
+        let (found, asked, parentOutcome, recordedEvents) = try await feed.read(until: { history in
             if history.requests[message].outcome != nil { return true }
             guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
             return history.requests[index].outcome != nil
         }) { history, _ in
             (Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] },
-             history.requests[message].asks.count, history.requests[message].outcome)
+             history.requests[message].asks.count, history.requests[message].outcome,
+             Array(history.requests[message].emitted.dropFirst(offset).prefix(pending)))
+        }
+        // The events emitted before this ask, as far as the log holds them: a divergence there comes first.
+        try progress.withLock { progress in
+            let start = progress.eventsChecked
+            let end = min(offset + recordedEvents.count, start + progress.emitted.count)
+            guard start < end else { return }
+            if let divergence = compare(progress.emitted[..<(end - start)], from: start,
+                                        with: recordedEvents[(start - offset)...]) {
+                if progress.divergence == nil { progress.divergence = divergence }
+                throw divergence
+            }
+            progress.emitted.removeFirst(end - start)
+            progress.eventsChecked = end
+            progress.checked += end - start
         }
         guard let recorded = found else {
             if case .reply(let position, _)? = parentOutcome {
@@ -335,7 +353,7 @@ final class ReplaySession: AgentSession, Sendable {
     /// outcome (or the whole run) is read.
     func finish(outcome: HandlerOutcome) async throws -> Result {
         let state = progress.withLock { progress in
-            progress.emitted += outcome.events
+            progress.emitted += outcome.events.filter { $0.type != StateService.snapshotType }
             return progress
         }
         var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
@@ -362,31 +380,28 @@ final class ReplaySession: AgentSession, Sendable {
                 expected: "ask #\(state.asks + 1) to \(missing.service)", actual: "no further ask")
             return result
         }
-        // Emitted events, in order (snapshots are the host's bookkeeping, not the handler's output).
+        // The emitted events not compared yet, in order.
         let recordedEvents = recorded.emitted
-        let actual = state.emitted.filter { $0.type != StateService.snapshotType }
-        for (index, event) in actual.enumerated() {
-            guard index < recordedEvents.count else {
-                result.divergence = ReplayDivergence(
-                    position: endPosition, agent: agent, expected: "\(recordedEvents.count) emitted events",
-                    actual: "event #\(index + 1) \(event.type) \(Self.show([event.payload]))")
-                return result
-            }
-            let recorded = recordedEvents[index]
-            guard recorded.type == event.type, recorded.payload == event.payload else {
-                result.divergence = ReplayDivergence(
-                    position: recorded.position, agent: agent,
-                    expected: "event #\(index + 1) \(recorded.type) \(Self.show([recorded.payload]))",
-                    actual: "event #\(index + 1) \(event.type) \(Self.show([event.payload]))")
-                return result
-            }
-            result.checked += 1
+        let actual = state.emitted
+        let offset = state.eventsChecked
+        let compared = min(actual.count, max(0, recordedEvents.count - offset))
+        if let divergence = compare(actual[..<compared], from: offset, with: recordedEvents[offset...]) {
+            result.divergence = divergence
+            return result
         }
-        if recordedEvents.count > actual.count, recordedOutcome != nil {
-            let recorded = recordedEvents[actual.count]
+        result.checked += compared
+        if compared < actual.count {
+            let event = actual[compared]
+            result.divergence = ReplayDivergence(
+                position: endPosition, agent: agent, expected: "\(recordedEvents.count) emitted events",
+                actual: "event #\(offset + compared + 1) \(event.type) \(Self.show([event.payload]))")
+            return result
+        }
+        if recordedEvents.count > offset + actual.count, recordedOutcome != nil {
+            let recorded = recordedEvents[offset + actual.count]
             result.divergence = ReplayDivergence(
                 position: recorded.position, agent: agent,
-                expected: "event #\(actual.count + 1) \(recorded.type)", actual: "no further event")
+                expected: "event #\(offset + actual.count + 1) \(recorded.type)", actual: "no further event")
             return result
         }
         // The reply.
@@ -414,6 +429,20 @@ final class ReplaySession: AgentSession, Sendable {
             result.checked += 1
         }
         return result
+    }
+
+    /// The first of `actual` that differs from the event `recorded` holds at the same place; both
+    /// start at the handler's `first`-th emitted event (0-based).
+    private func compare(_ actual: ArraySlice<EmittedEvent>, from first: Int, with recorded: ArraySlice<RunHistory.Emitted>) -> ReplayDivergence? {
+        for (offset, (event, recorded)) in zip(actual, recorded).enumerated()
+        where recorded.type != event.type || recorded.payload != event.payload {
+            let number = first + offset + 1
+            return ReplayDivergence(
+                position: recorded.position, agent: agent,
+                expected: "event #\(number) \(recorded.type) \(Self.show([recorded.payload]))",
+                actual: "event #\(number) \(event.type) \(Self.show([event.payload]))")
+        }
+        return nil
     }
 
     /// Whether two bodies hold the same bytes, frame boundaries aside.

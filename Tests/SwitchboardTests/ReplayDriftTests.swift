@@ -62,6 +62,36 @@ actor AskerEmittingOther: Agent {
     }
 }
 
+/// Emits before each ask, so replay compares those events while the handler still runs.
+actor EarlyEmitter: Agent {
+    static let descriptor = AgentDescriptor(name: "early", version: "1.0")
+    var state = Counter.State()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitter>) async throws -> Payload {
+        try context.emit(Counter.Added(amount: 1))
+        let echoed = try await context.ask("echo", message.payload)
+        try context.emit(Counter.Added(amount: 2))
+        _ = try await context.ask("counter", try Payload(json: ["add": 2]))
+        return echoed
+    }
+}
+
+/// Drift: a different first event, then a different ask: the event comes first in the log.
+actor EarlyEmitterOther: Agent {
+    static let descriptor = EarlyEmitter.descriptor
+    var state = Counter.State()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitterOther>) async throws -> Payload {
+        try context.emit(Counter.Added(amount: 5))
+        let echoed = try await context.ask("echo", Payload(text: "other"))
+        try context.emit(Counter.Added(amount: 2))
+        _ = try await context.ask("counter", try Payload(json: ["add": 2]))
+        return echoed
+    }
+}
+
 /// A deliberately bad agent: it reads the system clock instead of `context.now`.
 actor ClockReader: Agent {
     static let descriptor = AgentDescriptor(name: "clock", version: "1.0")
@@ -152,6 +182,25 @@ actor ContextClockReader: Agent {
             })
             #expect(divergence.position == event.position)
             #expect(divergence.actual.contains(#"{"amount":7}"#))
+        }
+    }
+
+    @Test func eventEmittedBeforeAnAskIsComparedFirst() async throws {
+        let types = BuiltinAgents.all + [AgentType(EarlyEmitter.self)]
+        try await recordedRun(types: types, service: "early") { log, runID in
+            let identical = try await Replayer.replay(run: runID, log: log, types: types)
+            #expect(identical.divergence == nil)
+            #expect(identical.exitCode == 0)
+
+            let report = try await Replayer.replay(run: runID, log: log,
+                                                   types: BuiltinAgents.all + [AgentType(EarlyEmitterOther.self)])
+            let divergence = try #require(report.divergence)
+            let event = try #require(log.events(inRun: runID).first {
+                $0.type == "counter.added" && $0.causationID == "\(runID)/start"
+            })
+            #expect(divergence.position == event.position)
+            #expect(divergence.expected.contains("event #1"))
+            #expect(divergence.actual.contains(#"{"amount":5}"#))
         }
     }
 
