@@ -20,14 +20,23 @@ final class HistoryFeed: Sendable {
     private static let batch = 256
     private let state = Mutex(State())
     private let stopping = Atomic(false)
+    /// The log, until the thread takes it: the thread lets go of it before it wakes the last readers,
+    /// so a caller that closes the log once replay returns closes it for good.
+    private let source: Mutex<EventLog?>
 
     /// Starts reading run `runID`; the thread ends with the run or at ``stop()``.
     init(runID: String, log: EventLog) {
-        DetachedThread { [self] in read(runID: runID, log: log) }.start()
+        source = Mutex(log)
+        DetachedThread { [self] in
+            var parsed: [RunHistory.Parsed] = []
+            let end = read(runID: runID, into: &parsed)
+            publish(&parsed, end: end)
+        }.start()
     }
 
-    private func read(runID: String, log: EventLog) {
-        var parsed: [RunHistory.Parsed] = []
+    /// Reads the run, publishing full batches; returns what the last batch must report.
+    private func read(runID: String, into parsed: inout [RunHistory.Parsed]) -> End {
+        guard let log = source.withLock({ $0.take() }) else { return (0, 0, nil) }
         parsed.reserveCapacity(Self.batch)
         var last: UInt64 = 0
         do {
@@ -37,13 +46,15 @@ final class HistoryFeed: Sendable {
                 if parsed.count >= Self.batch { publish(&parsed) }
                 return !stopping.load(ordering: .relaxed)
             }
-            publish(&parsed, end: (count, last, nil))
+            return (count, last, nil)
         } catch {
-            publish(&parsed, end: (0, last, error))
+            return (0, last, error)
         }
     }
 
-    private func publish(_ parsed: inout [RunHistory.Parsed], end: (events: Int, last: UInt64, error: (any Error)?)? = nil) {
+    private typealias End = (events: Int, last: UInt64, error: (any Error)?)
+
+    private func publish(_ parsed: inout [RunHistory.Parsed], end: End? = nil) {
         let waiters = state.withLock { state in
             for event in parsed { state.history.apply(event) }
             if let end {

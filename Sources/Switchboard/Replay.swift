@@ -133,8 +133,14 @@ public enum Replayer {
         do {
             report = try await reexecute(runID: runID, feed: feed, log: log, registry: registry, allowDrift: allowDrift)
         } catch {
-            await feed.stop()
-            throw error
+            // A refusal for drift outranks an error of the agents run before the drift was found.
+            guard !allowDrift, let history = try? await feed.whole(), !drift(of: history.lock, registry: registry).isEmpty
+            else {
+                await feed.stop()
+                throw error
+            }
+            report = ReplayReport(runID: runID, eventsRead: 0, stepsChecked: 0, messagesReplayed: 0, seconds: 0,
+                                  lock: [], drift: [], divergence: nil, unfinishedMessages: 0)
         }
         let history = try await feed.whole()
         guard history.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
@@ -272,11 +278,14 @@ final class ReplaySession: AgentSession, Sendable {
             guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
             return history.requests[index].outcome != nil
         }) { history, _ in
-            (Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] },
-             history.requests[message].asks.count, history.requests[message].outcome,
-             Array(history.requests[message].emitted.dropFirst(offset).prefix(pending)))
+            let found = Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] }
+            // The router logs the events an ask carries just before the ask itself.
+            let before = found?.position ?? 0
+            let events = history.requests[message].emitted.dropFirst(offset).prefix(pending)
+            return (found, history.requests[message].asks.count, history.requests[message].outcome,
+                    Array(events.prefix { $0.position < before }))
         }
-        // The events emitted before this ask, as far as the log holds them: a divergence there comes first.
+        // The events emitted before this ask that the log holds before it: a divergence there comes first.
         try progress.withLock { progress in
             let start = progress.eventsChecked
             let end = min(offset + recordedEvents.count, start + progress.emitted.count)

@@ -92,6 +92,23 @@ actor EarlyEmitterOther: Agent {
     }
 }
 
+/// Drift: an extra event before a changed ask. The ask comes first in the log: the recorded run
+/// holds no event between the first one and that ask.
+actor EarlyEmitterExtra: Agent {
+    static let descriptor = EarlyEmitter.descriptor
+    var state = Counter.State()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitterExtra>) async throws -> Payload {
+        try context.emit(Counter.Added(amount: 1))
+        try context.emit(Counter.Added(amount: 9))
+        let echoed = try await context.ask("echo", Payload(text: "other"))
+        try context.emit(Counter.Added(amount: 2))
+        _ = try await context.ask("counter", try Payload(json: ["add": 2]))
+        return echoed
+    }
+}
+
 /// A deliberately bad agent: it reads the system clock instead of `context.now`.
 actor ClockReader: Agent {
     static let descriptor = AgentDescriptor(name: "clock", version: "1.0")
@@ -201,6 +218,16 @@ actor ContextClockReader: Agent {
             #expect(divergence.position == event.position)
             #expect(divergence.expected.contains("event #1"))
             #expect(divergence.actual.contains(#"{"amount":5}"#))
+
+            // Whatever the reading thread has read by then, the extra event is not compared with
+            // the event recorded after the ask.
+            for _ in 0..<5 {
+                let extra = try await Replayer.replay(run: runID, log: log,
+                                                      types: BuiltinAgents.all + [AgentType(EarlyEmitterExtra.self)])
+                let divergence = try #require(extra.divergence)
+                #expect(divergence.position == (try askPosition(log, runID, ask: 1)))
+                #expect(divergence.expected.contains("ask #1 to echo"))
+            }
         }
     }
 
