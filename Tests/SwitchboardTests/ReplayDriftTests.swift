@@ -62,47 +62,27 @@ actor AskerEmittingOther: Agent {
     }
 }
 
-/// Emits before each ask, so replay compares those events while the handler still runs.
-actor EarlyEmitter: Agent {
+/// Emits before each ask, so replay compares those events while the handler still runs. The
+/// variants change what it emits and asks first; all register as the same agent.
+actor EarlyEmitter: AgentActor {
     static let descriptor = AgentDescriptor(name: "early", version: "1.0")
     var state = Counter.State()
-    init(id: AgentID) {}
+    let firstEvents: [Int]
+    let firstAsk: Payload?
+
+    init(firstEvents: [Int], firstAsk: Payload?) {
+        self.firstEvents = firstEvents
+        self.firstAsk = firstAsk
+    }
+
+    /// Records with `[1]` and the message's payload.
+    static func type(firstEvents: [Int] = [1], firstAsk: Payload? = nil) -> AgentType {
+        AgentType(descriptor: descriptor) { _ in EarlyEmitter(firstEvents: firstEvents, firstAsk: firstAsk) }
+    }
 
     func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitter>) async throws -> Payload {
-        try context.emit(Counter.Added(amount: 1))
-        let echoed = try await context.ask("echo", message.payload)
-        try context.emit(Counter.Added(amount: 2))
-        _ = try await context.ask("counter", try Payload(json: ["add": 2]))
-        return echoed
-    }
-}
-
-/// Drift: a different first event, then a different ask: the event comes first in the log.
-actor EarlyEmitterOther: Agent {
-    static let descriptor = EarlyEmitter.descriptor
-    var state = Counter.State()
-    init(id: AgentID) {}
-
-    func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitterOther>) async throws -> Payload {
-        try context.emit(Counter.Added(amount: 5))
-        let echoed = try await context.ask("echo", Payload(text: "other"))
-        try context.emit(Counter.Added(amount: 2))
-        _ = try await context.ask("counter", try Payload(json: ["add": 2]))
-        return echoed
-    }
-}
-
-/// Drift: an extra event before a changed ask. The ask comes first in the log: the recorded run
-/// holds no event between the first one and that ask.
-actor EarlyEmitterExtra: Agent {
-    static let descriptor = EarlyEmitter.descriptor
-    var state = Counter.State()
-    init(id: AgentID) {}
-
-    func handle(_ message: AgentMessage, context: AgentContext<EarlyEmitterExtra>) async throws -> Payload {
-        try context.emit(Counter.Added(amount: 1))
-        try context.emit(Counter.Added(amount: 9))
-        let echoed = try await context.ask("echo", Payload(text: "other"))
+        for amount in firstEvents { try context.emit(Counter.Added(amount: amount)) }
+        let echoed = try await context.ask("echo", firstAsk ?? message.payload)
         try context.emit(Counter.Added(amount: 2))
         _ = try await context.ask("counter", try Payload(json: ["add": 2]))
         return echoed
@@ -203,14 +183,15 @@ actor ContextClockReader: Agent {
     }
 
     @Test func eventEmittedBeforeAnAskIsComparedFirst() async throws {
-        let types = BuiltinAgents.all + [AgentType(EarlyEmitter.self)]
+        let types = BuiltinAgents.all + [EarlyEmitter.type()]
         try await recordedRun(types: types, service: "early") { log, runID in
             let identical = try await Replayer.replay(run: runID, log: log, types: types)
             #expect(identical.divergence == nil)
             #expect(identical.exitCode == 0)
 
-            let report = try await Replayer.replay(run: runID, log: log,
-                                                   types: BuiltinAgents.all + [AgentType(EarlyEmitterOther.self)])
+            // A different first event, then a different ask: the event comes first in the log.
+            let other = EarlyEmitter.type(firstEvents: [5], firstAsk: Payload(text: "other"))
+            let report = try await Replayer.replay(run: runID, log: log, types: BuiltinAgents.all + [other])
             let divergence = try #require(report.divergence)
             let event = try #require(log.events(inRun: runID).first {
                 $0.type == "counter.added" && $0.causationID == "\(runID)/start"
@@ -219,11 +200,12 @@ actor ContextClockReader: Agent {
             #expect(divergence.expected.contains("event #1"))
             #expect(divergence.actual.contains(#"{"amount":5}"#))
 
-            // Whatever the reading thread has read by then, the extra event is not compared with
-            // the event recorded after the ask.
+            // An extra event before a changed ask: the ask comes first in the log. Whatever the
+            // reading thread has read by then, the extra event is not compared with the event
+            // recorded after the ask.
+            let extraEvent = EarlyEmitter.type(firstEvents: [1, 9], firstAsk: Payload(text: "other"))
             for _ in 0..<5 {
-                let extra = try await Replayer.replay(run: runID, log: log,
-                                                      types: BuiltinAgents.all + [AgentType(EarlyEmitterExtra.self)])
+                let extra = try await Replayer.replay(run: runID, log: log, types: BuiltinAgents.all + [extraEvent])
                 let divergence = try #require(extra.divergence)
                 #expect(divergence.position == (try askPosition(log, runID, ask: 1)))
                 #expect(divergence.expected.contains("ask #1 to echo"))
