@@ -43,6 +43,10 @@ enum CanonicalJSON {
         case object(ObjectBox)
         case array(ArrayBox)
 
+        /// The object or array a container reopened for the same value or key goes on filling.
+        var object: ObjectBox? { if case .object(let box) = self { box } else { nil } }
+        var array: ArrayBox? { if case .array(let box) = self { box } else { nil } }
+
         func write(to out: inout [UInt8]) {
             switch self {
             case .text(let bytes):
@@ -177,27 +181,20 @@ private final class TreeEncoder: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        let box: CanonicalJSON.ObjectBox
-        if case .object(let existing)? = tree {
-            box = existing
-        } else {
-            if tree != nil { state.unsupported = true }
-            box = CanonicalJSON.ObjectBox()
-            tree = .object(box)
-        }
+        let box = tree?.object ?? start(CanonicalJSON.ObjectBox(), as: CanonicalJSON.Tree.object)
         return KeyedEncodingContainer(KeyedContainer<Key>(box: box, codingPath: codingPath, state: state))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        let box: CanonicalJSON.ArrayBox
-        if case .array(let existing)? = tree {
-            box = existing
-        } else {
-            if tree != nil { state.unsupported = true }
-            box = CanonicalJSON.ArrayBox()
-            tree = .array(box)
-        }
+        let box = tree?.array ?? start(CanonicalJSON.ArrayBox(), as: CanonicalJSON.Tree.array)
         return UnkeyedContainer(box: box, codingPath: codingPath, state: state)
+    }
+
+    /// Makes `box` the value; a value already started as something else is not written here.
+    private func start<Box>(_ box: Box, as wrap: (Box) -> CanonicalJSON.Tree) -> Box {
+        if tree != nil { state.unsupported = true }
+        tree = wrap(box)
+        return box
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
@@ -239,26 +236,21 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
         -> KeyedEncodingContainer<NestedKey>
     {
-        let nested: CanonicalJSON.ObjectBox
-        if case .object(let existing)? = box.value(of: key.stringValue) {
-            nested = existing
-        } else {
-            nested = CanonicalJSON.ObjectBox()
-            put(.object(nested), key)
-        }
+        let nested = box.value(of: key.stringValue)?.object
+            ?? nest(CanonicalJSON.ObjectBox(), as: CanonicalJSON.Tree.object, key)
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(box: nested, codingPath: codingPath + [key],
                                                                 state: state))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let nested: CanonicalJSON.ArrayBox
-        if case .array(let existing)? = box.value(of: key.stringValue) {
-            nested = existing
-        } else {
-            nested = CanonicalJSON.ArrayBox()
-            put(.array(nested), key)
-        }
+        let nested = box.value(of: key.stringValue)?.array
+            ?? nest(CanonicalJSON.ArrayBox(), as: CanonicalJSON.Tree.array, key)
         return UnkeyedContainer(box: nested, codingPath: codingPath + [key], state: state)
+    }
+
+    private mutating func nest<Box>(_ nested: Box, as wrap: (Box) -> CanonicalJSON.Tree, _ key: Key) -> Box {
+        put(wrap(nested), key)
+        return nested
     }
 
     mutating func superEncoder() -> any Encoder {

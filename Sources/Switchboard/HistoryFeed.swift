@@ -29,13 +29,13 @@ final class HistoryFeed: Sendable {
         source = Mutex(log)
         DetachedThread { [self] in
             var parsed: [RunHistory.Parsed] = []
-            let end = read(runID: runID, into: &parsed)
+            let end = scan(runID: runID, into: &parsed)
             publish(&parsed, end: end)
         }.start()
     }
 
     /// Reads the run, publishing full batches; returns what the last batch must report.
-    private func read(runID: String, into parsed: inout [RunHistory.Parsed]) -> End {
+    private func scan(runID: String, into parsed: inout [RunHistory.Parsed]) -> End {
         guard let log = source.withLock({ $0.take() }) else { return (0, 0, nil) }
         parsed.reserveCapacity(Self.batch)
         var last: UInt64 = 0

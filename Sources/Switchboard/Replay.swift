@@ -89,6 +89,14 @@ public struct ReplayReport: Sendable {
     }
 }
 
+extension ReplayReport {
+    /// A report of a replay that has checked nothing yet.
+    init(nothingFor runID: String) {
+        self.init(runID: runID, eventsRead: 0, stepsChecked: 0, messagesReplayed: 0, seconds: 0, lock: [], drift: [],
+                  divergence: nil, unfinishedMessages: 0)
+    }
+}
+
 /// Re-executes a run's agents against the log: every ask is answered from its recorded reply,
 /// and every ask, emitted event and reply is compared with the recorded one. Needs no router and
 /// no network: the log is opened read-only.
@@ -139,8 +147,7 @@ public enum Replayer {
                 await feed.stop()
                 throw error
             }
-            report = ReplayReport(runID: runID, eventsRead: 0, stepsChecked: 0, messagesReplayed: 0, seconds: 0,
-                                  lock: [], drift: [], divergence: nil, unfinishedMessages: 0)
+            report = ReplayReport(nothingFor: runID)
         }
         let history = try await feed.whole()
         guard history.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
@@ -178,8 +185,7 @@ public enum Replayer {
     /// or before a message to a drifted agent unless `allowDrift`.
     private static func reexecute(runID: String, feed: HistoryFeed, log: EventLog, registry: [String: AgentType],
                                   allowDrift: Bool) async throws -> ReplayReport {
-        var report = ReplayReport(runID: runID, eventsRead: 0, stepsChecked: 0, messagesReplayed: 0,
-                                  seconds: 0, lock: [], drift: [], divergence: nil, unfinishedMessages: 0)
+        var report = ReplayReport(nothingFor: runID)
         var instances: [AgentID: any AgentInstance] = [:]
         let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
         var index = 0
@@ -233,7 +239,7 @@ public enum Replayer {
 final class ReplaySession: AgentSession, Sendable {
     private struct Progress {
         var asks = 0
-        /// Emitted events not yet compared (snapshots are the host's bookkeeping, not the handler's output).
+        /// Emitted events not yet compared.
         var emitted: [EmittedEvent] = []
         /// Emitted events compared so far.
         var eventsChecked = 0
@@ -268,7 +274,7 @@ final class ReplaySession: AgentSession, Sendable {
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
         let (sequence, offset, pending) = progress.withLock { progress in
             progress.asks += 1
-            progress.emitted += ask.events.filter { $0.type != StateService.snapshotType }
+            progress.emitted += Self.handlerEvents(ask.events)
             return (progress.asks, progress.eventsChecked, progress.emitted.count)
         }
         // Waits for the recorded ask and its outcome, or for the handled message's outcome: every
@@ -362,7 +368,7 @@ final class ReplaySession: AgentSession, Sendable {
     /// outcome (or the whole run) is read.
     func finish(outcome: HandlerOutcome) async throws -> Result {
         let state = progress.withLock { progress in
-            progress.emitted += outcome.events.filter { $0.type != StateService.snapshotType }
+            progress.emitted += Self.handlerEvents(outcome.events)
             return progress
         }
         var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
@@ -452,6 +458,11 @@ final class ReplaySession: AgentSession, Sendable {
                 actual: "event #\(number) \(event.type) \(Self.show([event.payload]))")
         }
         return nil
+    }
+
+    /// The events the handler emitted: snapshots are the host's bookkeeping, not the handler's output.
+    private static func handlerEvents(_ events: [EmittedEvent]) -> [EmittedEvent] {
+        events.filter { $0.type != StateService.snapshotType }
     }
 
     /// Whether two bodies hold the same bytes, frame boundaries aside.
