@@ -93,9 +93,21 @@ final class HistoryFeed: Sendable {
         }
     }
 
-    /// The whole history, once the run is read.
-    func whole() async throws -> RunHistory {
-        try await read(until: { _ in false }) { history, _ in copy history }
+    /// The count of the run's events and its lock, once the whole run is read.
+    func summary() async throws -> (eventsRead: Int, lock: [LockEntry]) {
+        try await read(until: { _ in false }) { history, _ in (history.eventsRead, history.lock) }
+    }
+
+    /// Lets go of the history read, freeing it on a thread of its own: a long run's history takes
+    /// tens of milliseconds to free, and the replay's result does not wait for that.
+    func discard() {
+        let history = state.withLock { state in
+            var taken = RunHistory()
+            swap(&taken, &state.history)
+            return taken
+        }
+        let parcel = Mutex<RunHistory?>(consume history)
+        DetachedThread { parcel.withLock { $0 = nil } }.start()
     }
 
     /// Stops reading and waits for the thread to let go of the log.

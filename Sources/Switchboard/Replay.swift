@@ -142,18 +142,20 @@ public enum Replayer {
             report = try await reexecute(runID: runID, feed: feed, log: log, registry: registry, allowDrift: allowDrift)
         } catch {
             // A refusal for drift outranks an error of the agents run before the drift was found.
-            guard !allowDrift, let history = try? await feed.whole(), !drift(of: history.lock, registry: registry).isEmpty
+            guard !allowDrift, let summary = try? await feed.summary(), !drift(of: summary.lock, registry: registry).isEmpty
             else {
                 await feed.stop()
+                feed.discard()
                 throw error
             }
             report = ReplayReport(nothingFor: runID)
         }
-        let history = try await feed.whole()
-        guard history.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
-        report.eventsRead = history.eventsRead
-        report.lock = history.lock
-        report.drift = drift(of: history.lock, registry: registry)
+        let summary = try await feed.summary()
+        feed.discard()
+        guard summary.eventsRead > 0 else { throw EventLogError(.notFound, "the log has no run \(runID)") }
+        report.eventsRead = summary.eventsRead
+        report.lock = summary.lock
+        report.drift = drift(of: summary.lock, registry: registry)
         if !report.drift.isEmpty && !allowDrift {
             // Refused: what ran before the drift was found does not count.
             report.stepsChecked = 0
@@ -189,19 +191,27 @@ public enum Replayer {
         var instances: [AgentID: any AgentInstance] = [:]
         let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
         var index = 0
+        var ready: [(request: RunHistory.Request, lock: [LockEntry])] = []
+        var taken = 0
         while true {
-            // The next message, with its service's lock entry (recorded when the router dispatches
-            // it) or its outcome read too.
-            let next: (RunHistory.Request, [LockEntry])? = try await feed.read(until: { history in
-                guard index < history.requests.count else { return false }
-                let request = history.requests[index]
-                return request.outcome != nil || history.lock.contains { $0.service == request.service }
-            }) { history, _ in
-                guard index < history.requests.count else { return nil }
-                let request = history.requests[index]
-                return (request, history.lock.filter { $0.service == request.service })
+            if taken == ready.count {
+                // The next messages, each with its service's lock entry (recorded when the router
+                // dispatches it) or its outcome read too; taken in batches, each a lock round less.
+                ready = try await feed.read(until: { Self.isReady(index, in: $0) }) { history, _ in
+                    var batch: [(request: RunHistory.Request, lock: [LockEntry])] = []
+                    var next = index
+                    while batch.count < 64, Self.isReady(next, in: history) {
+                        let request = history.requests[next]
+                        batch.append((request, history.lock.filter { $0.service == request.service }))
+                        next += 1
+                    }
+                    return batch
+                }
+                taken = 0
+                if ready.isEmpty { break }
             }
-            guard let (input, entries) = next else { break }
+            let (input, entries) = ready[taken]
+            taken += 1
             let current = index
             index += 1
             // A fork's requests answered from its parent's log were handled in the parent run.
@@ -219,7 +229,9 @@ public enum Replayer {
                 if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                 instances[id] = instance
             }
-            let session = ReplaySession(feed: feed, agent: id, message: current)
+            // A message already replied to is recorded whole: the session needs no second look.
+            let replied: RunHistory.Request? = if case .reply? = input.outcome { input } else { nil }
+            let session = ReplaySession(feed: feed, agent: id, message: current, replied: replied)
             let outcome = await instance.handle(message, now: message.handlerTime(received: input.timestamp),
                                                 session: session, logger: logger)
             report.messagesReplayed += 1
@@ -232,6 +244,13 @@ public enum Replayer {
             }
         }
         return report
+    }
+
+    /// Whether request `index` has been read with its service's lock entry or its outcome.
+    private static func isReady(_ index: Int, in history: borrowing RunHistory) -> Bool {
+        guard index < history.requests.count else { return false }
+        let request = history.requests[index]
+        return request.outcome != nil || history.lock.contains { $0.service == request.service }
     }
 }
 
@@ -252,12 +271,15 @@ final class ReplaySession: AgentSession, Sendable {
     private let agentID: AgentID
     /// The index of the recorded message being handled.
     private let message: Int
+    /// The recorded message when its reply had been read before it was re-executed.
+    private let replied: RunHistory.Request?
     private let progress = Mutex(Progress())
 
-    init(feed: HistoryFeed, agent: AgentID, message: Int) {
+    init(feed: HistoryFeed, agent: AgentID, message: Int, replied: RunHistory.Request? = nil) {
         self.feed = feed
         self.agentID = agent
         self.message = message
+        self.replied = replied
     }
 
     private var agent: String { agentID.description }
@@ -376,11 +398,16 @@ final class ReplaySession: AgentSession, Sendable {
         if result.divergence != nil || state.unfinished { return result }
         let message = self.message
         // The record, its last position, and the first recorded ask the re-execution did not make.
-        let (recorded, lastPosition, missing) = try await feed.read(until: { $0.requests[message].outcome != nil }) {
-            history, _ in
-            let recorded = history.requests[message]
-            let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
-            return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
+        let (recorded, lastPosition, missing): (RunHistory.Request, UInt64, (position: UInt64, service: String)?)
+        if let replied, replied.asks.count <= state.asks {
+            (recorded, lastPosition, missing) = (replied, 0, nil)  // the reply's position ends the record
+        } else {
+            (recorded, lastPosition, missing) = try await feed.read(until: { $0.requests[message].outcome != nil }) {
+                history, _ in
+                let recorded = history.requests[message]
+                let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
+                return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
+            }
         }
         let recordedOutcome = recorded.outcome
         var endPosition = lastPosition
