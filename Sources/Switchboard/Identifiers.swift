@@ -13,12 +13,21 @@ enum Identifiers {
 
     /// The id of the `sequence`-th ask made while handling `messageID` (1-based).
     static func ask(_ messageID: String, _ sequence: Int) -> String {
-        shortened("\(messageID)>\(sequence)")
+        shortened(numbered(messageID, ">", sequence))
     }
 
     /// The id of the `sequence`-th event emitted while handling `messageID` (1-based).
     static func event(_ messageID: String, _ sequence: Int) -> String {
-        shortened("\(messageID)!\(sequence)")
+        shortened(numbered(messageID, "!", sequence))
+    }
+
+    /// `id`, `mark` and `sequence` in one allocation: ids are made for every ask and event.
+    private static func numbered(_ id: String, _ mark: String, _ sequence: Int) -> String {
+        var result = id
+        result.reserveCapacity(id.utf8.count + mark.utf8.count + 20)
+        result += mark
+        result += String(sequence)
+        return result
     }
 
     /// The id of the reply to `messageID`.

@@ -139,7 +139,8 @@ public enum Replayer {
         let registry = Dictionary(types.map { ($0.descriptor.name, $0) }, uniquingKeysWith: { first, _ in first })
         var report: ReplayReport
         do {
-            report = try await reexecute(runID: runID, feed: feed, log: log, registry: registry, allowDrift: allowDrift)
+            report = try await Reexecution.run(runID: runID, feed: feed, log: log, registry: registry,
+                                               allowDrift: allowDrift)
         } catch {
             // A refusal for drift outranks an error of the agents run before the drift was found.
             guard !allowDrift, let summary = try? await feed.summary(), !drift(of: summary.lock, registry: registry).isEmpty
@@ -168,7 +169,7 @@ public enum Replayer {
     }
 
     /// The locked services whose registered version or config digest differs, each drift once.
-    private static func drift(of lock: [LockEntry], registry: [String: AgentType]) -> [LockDrift] {
+    static func drift(of lock: [LockEntry], registry: [String: AgentType]) -> [LockDrift] {
         var drift: [LockDrift] = []
         var seen: Set<String> = []
         for entry in lock {
@@ -181,76 +182,6 @@ public enum Replayer {
             }
         }
         return drift
-    }
-
-    /// Re-executes the run's messages in order as they are read; stops at the first divergence,
-    /// or before a message to a drifted agent unless `allowDrift`.
-    private static func reexecute(runID: String, feed: HistoryFeed, log: EventLog, registry: [String: AgentType],
-                                  allowDrift: Bool) async throws -> ReplayReport {
-        var report = ReplayReport(nothingFor: runID)
-        var instances: [AgentID: any AgentInstance] = [:]
-        let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
-        var index = 0
-        var ready: [(request: RunHistory.Request, lock: [LockEntry])] = []
-        var taken = 0
-        while true {
-            if taken == ready.count {
-                // The next messages, each with its service's lock entry (recorded when the router
-                // dispatches it) or its outcome read too; taken in batches, each a lock round less.
-                ready = try await feed.read(until: { Self.isReady(index, in: $0) }) { history, _ in
-                    var batch: [(request: RunHistory.Request, lock: [LockEntry])] = []
-                    var next = index
-                    while batch.count < 64, Self.isReady(next, in: history) {
-                        let request = history.requests[next]
-                        batch.append((request, history.lock.filter { $0.service == request.service }))
-                        next += 1
-                    }
-                    return batch
-                }
-                taken = 0
-                if ready.isEmpty { break }
-            }
-            let (input, entries) = ready[taken]
-            taken += 1
-            let current = index
-            index += 1
-            // A fork's requests answered from its parent's log were handled in the parent run.
-            guard !input.forked, let type = registry[input.service] else { continue }
-            if !allowDrift, !drift(of: entries, registry: registry).isEmpty { break }
-            let message = input.message
-            let id = AgentID(type: input.service, key: message.key)
-            let instance: any AgentInstance
-            if let existing = instances[id] {
-                instance = existing
-            } else {
-                instance = type.make(id)
-                // State from before this run (instances keyed across runs), as the log holds it.
-                let earlier = try Self.events(of: id, before: input.position, in: log)
-                if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
-                instances[id] = instance
-            }
-            // A message already replied to is recorded whole: the session needs no second look.
-            let replied: RunHistory.Request? = if case .reply? = input.outcome { input } else { nil }
-            let session = ReplaySession(feed: feed, agent: id, message: current, replied: replied)
-            let outcome = await instance.handle(message, now: message.handlerTime(received: input.timestamp),
-                                                session: session, logger: logger)
-            report.messagesReplayed += 1
-            let result = try await session.finish(outcome: outcome)
-            report.stepsChecked += result.checked
-            if result.unfinished { report.unfinishedMessages += 1 }
-            if let divergence = result.divergence {
-                report.divergence = divergence
-                break
-            }
-        }
-        return report
-    }
-
-    /// Whether request `index` has been read with its service's lock entry or its outcome.
-    private static func isReady(_ index: Int, in history: borrowing RunHistory) -> Bool {
-        guard index < history.requests.count else { return false }
-        let request = history.requests[index]
-        return request.outcome != nil || history.lock.contains { $0.service == request.service }
     }
 }
 
@@ -265,6 +196,30 @@ final class ReplaySession: AgentSession, Sendable {
         var divergence: ReplayDivergence?
         var unfinished = false
         var checked = 0
+        var readAhead = ReadAhead()
+    }
+
+    /// The message's recorded asks read ahead with their outcomes, from the `first`-th on, and its
+    /// emitted events before the last of them from the `eventsFrom`-th on: most asks are answered
+    /// from here without taking the feed's lock, which the reading thread holds as it applies.
+    private struct ReadAhead {
+        var first = 1
+        var asks: [RunHistory.Request] = []
+        var eventsFrom = 0
+        var events: [RunHistory.Emitted] = []
+
+        /// The recorded `sequence`-th ask when read ahead as `ask`, with the emitted events from the
+        /// `offset`-th on, up to `pending` of them, that the log holds before it.
+        func answer(_ ask: OutgoingAsk, sequence: Int, offset: Int, pending: Int)
+            -> (RunHistory.Request, [RunHistory.Emitted])?
+        {
+            let slot = sequence - first
+            guard slot >= 0, slot < asks.count, offset >= eventsFrom,
+                  asks[slot].message.messageID == ask.messageID else { return nil }
+            let found = asks[slot]
+            let events = events.dropFirst(offset - eventsFrom).prefix(pending)
+            return (found, Array(events.prefix { $0.position < found.position }))
+        }
     }
 
     private let feed: HistoryFeed
@@ -284,7 +239,7 @@ final class ReplaySession: AgentSession, Sendable {
 
     private var agent: String { agentID.description }
 
-    struct Result {
+    struct Result: Sendable {
         var divergence: ReplayDivergence?
         var unfinished: Bool
         var checked: Int
@@ -294,24 +249,38 @@ final class ReplaySession: AgentSession, Sendable {
     struct EndOfRecord: Error {}
 
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
-        let (sequence, offset, pending) = progress.withLock { progress in
+        let (sequence, offset, pending, readAhead) = progress.withLock { progress in
             progress.asks += 1
             progress.emitted += Self.handlerEvents(ask.events)
-            return (progress.asks, progress.eventsChecked, progress.emitted.count)
+            let answer = progress.readAhead.answer(ask, sequence: progress.asks, offset: progress.eventsChecked,
+                                                   pending: progress.emitted.count)
+            return (progress.asks, progress.eventsChecked, progress.emitted.count, answer)
         }
-        // Waits for the recorded ask and its outcome, or for the handled message's outcome: every
-        // ask it made is read by then.
-        let (found, asked, parentOutcome, recordedEvents) = try await feed.read(until: { history in
-            if history.requests[message].outcome != nil { return true }
-            guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
-            return history.requests[index].outcome != nil
-        }) { history, _ in
-            let found = Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] }
-            // The router logs the events an ask carries just before the ask itself.
-            let before = found?.position ?? 0
-            let events = history.requests[message].emitted.dropFirst(offset).prefix(pending)
-            return (found, history.requests[message].asks.count, history.requests[message].outcome,
-                    Array(events.prefix { $0.position < before }))
+        let found: RunHistory.Request?
+        let recordedEvents: [RunHistory.Emitted]
+        var asked = 0
+        var parentOutcome: RunHistory.Outcome?
+        if let readAhead {
+            (found, recordedEvents) = readAhead
+        } else {
+            // Waits for the recorded ask and its outcome, or for the handled message's outcome: every
+            // ask it made is read by then.
+            let message = self.message
+            let ahead: ReadAhead
+            (found, asked, parentOutcome, recordedEvents, ahead) = try await feed.read(until: { history in
+                if history.requests[message].outcome != nil { return true }
+                guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
+                return history.requests[index].outcome != nil
+            }) { history, _ in
+                let found = Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] }
+                // The router logs the events an ask carries just before the ask itself.
+                let before = found?.position ?? 0
+                let recorded = history.requests[message]
+                let events = recorded.emitted.dropFirst(offset).prefix(pending)
+                return (found, recorded.asks.count, recorded.outcome, Array(events.prefix { $0.position < before }),
+                        Self.readAhead(after: sequence, of: message, from: offset, in: history))
+            }
+            progress.withLock { $0.readAhead = ahead }
         }
         // The events emitted before this ask that the log holds before it: a divergence there comes first.
         try progress.withLock { progress in
@@ -366,6 +335,23 @@ final class ReplaySession: AgentSession, Sendable {
             progress.withLock { $0.unfinished = true }
             throw EndOfRecord()
         }
+    }
+
+    /// The recorded asks of message `message` after the `sequence`-th whose outcomes are read, up to
+    /// 256, with its emitted events from the `offset`-th on before the last of them.
+    private static func readAhead(after sequence: Int, of message: Int, from offset: Int,
+                                  in history: borrowing RunHistory) -> ReadAhead {
+        var ahead = ReadAhead(first: sequence + 1, eventsFrom: offset)
+        let recorded = history.requests[message]
+        var next = sequence
+        while next < recorded.asks.count, ahead.asks.count < 256, history.requests[recorded.asks[next]].outcome != nil {
+            ahead.asks.append(history.requests[recorded.asks[next]])
+            next += 1
+        }
+        if let last = ahead.asks.last {
+            ahead.events = Array(recorded.emitted.dropFirst(offset).prefix { $0.position < last.position })
+        }
+        return ahead
     }
 
     /// The recorded request for `ask`, the `sequence`-th of message `message`: the recorded asks

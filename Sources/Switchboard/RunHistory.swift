@@ -7,12 +7,31 @@ import SwitchboardWire
 /// emitted events kept on the request itself. ``HistoryFeed`` fills it in the run's order.
 struct RunHistory: Sendable {
     struct Request: Sendable {
-        var position: UInt64
-        var service: String
-        var timestamp: Timestamp
-        var message: AgentMessage
-        /// Answered from a parent run's log when this run was forked from it.
-        var forked = false
+        /// What the `request.received` event holds, shared by every copy: replay copies requests
+        /// often, and a copy of a message's many strings and arrays costs more than its replay.
+        final class Received: Sendable {
+            let position: UInt64
+            let service: String
+            let timestamp: Timestamp
+            let message: AgentMessage
+            /// Answered from a parent run's log when this run was forked from it.
+            let forked: Bool
+
+            init(position: UInt64, service: String, timestamp: Timestamp, message: AgentMessage, forked: Bool) {
+                self.position = position
+                self.service = service
+                self.timestamp = timestamp
+                self.message = message
+                self.forked = forked
+            }
+        }
+
+        let received: Received
+        var position: UInt64 { received.position }
+        var service: String { received.service }
+        var timestamp: Timestamp { received.timestamp }
+        var message: AgentMessage { received.message }
+        var forked: Bool { received.forked }
         var outcome: Outcome?
         var partials: [[UInt8]] = []
         /// The final reply carries an error status: the ask threw, and must throw again when replayed.
@@ -96,8 +115,8 @@ struct RunHistory: Sendable {
             requestsByID.insert(index, hash: RequestTable.hash(messageID)) {
                 requests[$0].message.messageID == messageID
             }
-            requests.append(Request(position: event.position, service: service, timestamp: timestamp,
-                                    message: message, forked: forked))
+            requests.append(Request(received: .init(position: event.position, service: service, timestamp: timestamp,
+                                                    message: message, forked: forked)))
             remember(index)
         case .finalReply(let frames, let error):
             guard let index = cause(event.causationID) else { return }
@@ -120,6 +139,7 @@ struct RunHistory: Sendable {
     /// What `event` of run `runID` adds to a history; nil for events replay does not use.
     static func parse(_ event: EventView, runID: String) -> Parsed? {
         let kind: Parsed.Kind
+        let causationID = event.causationID
         switch Kind(event) {
         case .request:
             guard let (service, frames, forked) = event.withPayload(Self.request) else { return nil }
@@ -130,7 +150,7 @@ struct RunHistory: Sendable {
                 body.removeFirst()
             }
             headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
-            let message = AgentMessage(messageID: event.messageID, runID: runID, causationID: event.causationID,
+            let message = AgentMessage(messageID: event.messageID, runID: runID, causationID: causationID,
                                        attempt: 1, frames: body, headers: headers)
             kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked)
         case .finalReply:
@@ -158,7 +178,7 @@ struct RunHistory: Sendable {
         case .emitted:
             kind = .emitted(type: event.type, payload: event.withPayload { Array($0) })
         }
-        return Parsed(position: event.position, causationID: event.causationID, kind: kind)
+        return Parsed(position: event.position, causationID: causationID, kind: kind)
     }
 
     /// What an event is to replay, told from its type and stream without making strings.

@@ -89,6 +89,19 @@ actor EarlyEmitter: AgentActor {
     }
 }
 
+/// Drift: counts ten times what it is asked to add.
+actor CounterTimesTen: Agent {
+    static let descriptor = Counter.descriptor
+    var state = Counter.State()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<CounterTimesTen>) async throws -> Payload {
+        let add = (try? message.payload.decode([String: Int].self))?["add"] ?? 1
+        try context.emit(Counter.Added(amount: add * 10))
+        return try Payload(json: ["total": state.total])
+    }
+}
+
 /// A deliberately bad agent: it reads the system clock instead of `context.now`.
 actor ClockReader: Agent {
     static let descriptor = AgentDescriptor(name: "clock", version: "1.0")
@@ -179,6 +192,28 @@ actor ContextClockReader: Agent {
             })
             #expect(divergence.position == event.position)
             #expect(divergence.actual.contains(#"{"amount":7}"#))
+        }
+    }
+
+    @Test func theDivergenceAtTheLowestPositionIsReportedWhateverRanFirst() async throws {
+        try await recordedRun { log, runID in
+            // The asker's changed event is logged after the counter's changed event, though the
+            // asker's message comes first: instances replay side by side, and the lower position wins.
+            let events = try log.events(inRun: runID).filter { $0.type == "counter.added" }
+            let counted = try #require(events.first { $0.streamID.hasPrefix("agent/counter/") })
+            let asked = try #require(events.first { $0.streamID.hasPrefix("agent/asker/") })
+            #expect(counted.position < asked.position)
+            let types = [AgentType(Echo.self), AgentType(CounterTimesTen.self), AgentType(AskerEmittingOther.self)]
+            for _ in 0..<5 {
+                let report = try await Replayer.replay(run: runID, log: log, types: types)
+                let divergence = try #require(report.divergence)
+                #expect(divergence.position == counted.position)
+                #expect(divergence.agent.hasPrefix("counter/"))
+                #expect(divergence.actual.contains(#"{"amount":20}"#))
+                // The messages up to the counter's: the asker's, echo's and the counter's own.
+                #expect(report.messagesReplayed == 3)
+                #expect(report.exitCode == 1)
+            }
         }
     }
 

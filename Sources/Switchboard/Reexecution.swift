@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+import Logging
+import Synchronization
+import SwitchboardLog
+
+/// Re-executes a run's messages as they are read. Each agent instance takes its messages in the
+/// run's order on a lane of its own, and lanes run side by side: a replayed ask is answered from
+/// the log, never by the instance asked, so no instance waits for another.
+///
+/// What is reported does not depend on how the lanes interleave: the divergence at the lowest
+/// position wins (the lower message index on a tie), and only the messages up to the one that
+/// diverged are counted, as if they had run one after another.
+enum Reexecution {
+    /// Re-executes run `runID`; stops dispatching at a message to a drifted agent unless
+    /// `allowDrift`, and at a message recorded after the earliest divergence found.
+    static func run(runID: String, feed: HistoryFeed, log: EventLog, registry: [String: AgentType],
+                    allowDrift: Bool) async throws -> ReplayReport {
+        let limit = Limit()
+        let logger = Logger(label: "switchboard.replay", factory: { _ in SwiftLogNoOpLogHandler() })
+        let found = await withTaskGroup(of: Found.self) { group in
+            var lanes: [AgentID: AsyncStream<[Job]>.Continuation] = [:]
+            var found = Found()
+            var index = 0
+            var stopped = false
+            while !stopped {
+                let ready: [(request: RunHistory.Request, lock: [LockEntry])]
+                do {
+                    ready = try await next(after: index, in: feed)
+                } catch {
+                    found.fail(at: index, error)
+                    limit.lower(to: 0)
+                    break
+                }
+                if ready.isEmpty { break }
+                // Handed to each lane in one piece: a lane woken per message costs more than its replay.
+                var jobs: [AgentID: [Job]] = [:]
+                for (input, entries) in ready {
+                    let current = index
+                    index += 1
+                    // A fork's requests answered from its parent's log were handled in the parent run.
+                    guard !input.forked, let type = registry[input.service] else { continue }
+                    // Messages are read in the run's order: none after this one can diverge earlier.
+                    if !allowDrift && !Replayer.drift(of: entries, registry: registry).isEmpty
+                        || !limit.admits(input.position) {
+                        stopped = true
+                        break
+                    }
+                    let id = AgentID(type: input.service, key: input.message.key)
+                    if lanes[id] == nil {
+                        let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
+                        lanes[id] = lane
+                        group.addTask {
+                            await run(lane: stream, of: type.make(id), feed: feed, log: log, limit: limit,
+                                      logger: logger)
+                        }
+                    }
+                    jobs[id, default: []].append(Job(index: current, request: input))
+                }
+                for (id, batch) in jobs { lanes[id]?.yield(batch) }
+            }
+            for lane in lanes.values { lane.finish() }
+            for await lane in group { found.merge(lane) }
+            return found
+        }
+        return try found.report(runID: runID)
+    }
+
+    /// One message handed to a lane.
+    private struct Job: Sendable {
+        var index: Int
+        var request: RunHistory.Request
+    }
+
+    /// The messages after the first `index`, up to 64, each with its service's lock entry (recorded
+    /// when the router dispatches it) or its outcome read too; taken in batches, each a lock round less.
+    private static func next(after index: Int, in feed: HistoryFeed) async throws
+        -> [(request: RunHistory.Request, lock: [LockEntry])]
+    {
+        try await feed.read(until: { isReady(index, in: $0) }) { history, _ in
+            var batch: [(request: RunHistory.Request, lock: [LockEntry])] = []
+            var next = index
+            while batch.count < 64, isReady(next, in: history) {
+                let request = history.requests[next]
+                batch.append((request, history.lock.filter { $0.service == request.service }))
+                next += 1
+            }
+            return batch
+        }
+    }
+
+    /// Whether request `index` has been read with its service's lock entry or its outcome.
+    private static func isReady(_ index: Int, in history: borrowing RunHistory) -> Bool {
+        guard index < history.requests.count else { return false }
+        let request = history.requests[index]
+        return request.outcome != nil || history.lock.contains { $0.service == request.service }
+    }
+
+    /// Runs one instance's messages in order, its state first restored from what it emitted
+    /// before this run (instances keyed across runs).
+    private static func run(lane batches: AsyncStream<[Job]>, of instance: any AgentInstance, feed: HistoryFeed,
+                            log: EventLog, limit: Limit, logger: Logger) async -> Found {
+        var found = Found()
+        var restored = false
+        var current = (index: 0, position: UInt64(0))
+        do {
+            lane: for await batch in batches {
+                for job in batch {
+                    current = (job.index, job.request.position)
+                    guard limit.admits(job.request.position) else { break lane }
+                    if !restored {
+                        let earlier = try Replayer.events(of: instance.id, before: job.request.position, in: log)
+                        if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
+                        restored = true
+                    }
+                    let message = job.request.message
+                    // A message already replied to is recorded whole: the session needs no second look.
+                    let replied: RunHistory.Request? = if case .reply? = job.request.outcome { job.request } else { nil }
+                    let session = ReplaySession(feed: feed, agent: instance.id, message: job.index, replied: replied)
+                    let outcome = await instance.handle(
+                        message, now: message.handlerTime(received: job.request.timestamp), session: session,
+                        logger: logger)
+                    let result = try await session.finish(outcome: outcome)
+                    found.record(job.index, result)
+                    if let divergence = result.divergence { limit.lower(to: divergence.position) }
+                }
+            }
+        } catch {
+            found.fail(at: current.index, error)
+            limit.lower(to: current.position)
+        }
+        return found
+    }
+
+    /// The position no message at or after can diverge before: the lowest divergence or failed
+    /// message found so far (a divergence lies after the position of the message that made it).
+    private final class Limit: Sendable {
+        private let position = Atomic<UInt64>(.max)
+
+        func admits(_ message: UInt64) -> Bool {
+            message < position.load(ordering: .relaxed)
+        }
+
+        func lower(to new: UInt64) {
+            var current = position.load(ordering: .relaxed)
+            while new < current {
+                let (exchanged, original) = position.compareExchange(expected: current, desired: new, ordering: .relaxed)
+                if exchanged { return }
+                current = original
+            }
+        }
+    }
+
+    /// What lanes found, by message index.
+    private struct Found: Sendable {
+        var results: [(index: Int, result: ReplaySession.Result)] = []
+        /// The error of the earliest message that failed.
+        var failure: (index: Int, error: any Error)?
+
+        mutating func record(_ index: Int, _ result: ReplaySession.Result) {
+            results.append((index, result))
+        }
+
+        mutating func fail(at index: Int, _ error: any Error) {
+            if let failure, failure.index <= index { return }
+            failure = (index, error)
+        }
+
+        mutating func merge(_ other: Found) {
+            results += other.results
+            if let failure = other.failure { fail(at: failure.index, failure.error) }
+        }
+
+        /// The report of the messages up to the one whose divergence has the lowest position (the
+        /// lower index on a tie), or of all.
+        /// - Throws: the error of the earliest message that failed, unless a divergence came before it.
+        func report(runID: String) throws -> ReplayReport {
+            let first = results.lazy.compactMap { entry in entry.result.divergence.map { ($0.position, entry.index) } }
+                .min { $0 < $1 }
+            let last = first?.1 ?? Int.max
+            if let failure, failure.index <= last { throw failure.error }
+            var report = ReplayReport(nothingFor: runID)
+            for (index, result) in results where index <= last {
+                report.messagesReplayed += 1
+                report.stepsChecked += result.checked
+                if result.unfinished { report.unfinishedMessages += 1 }
+                if index == last { report.divergence = result.divergence }
+            }
+            return report
+        }
+    }
+}
