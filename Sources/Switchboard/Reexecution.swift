@@ -27,7 +27,8 @@ enum Reexecution {
                 do {
                     ready = try await next(after: index, in: feed)
                 } catch {
-                    found.fail(at: index, error)
+                    // The log could not be read: nothing found can outrank that.
+                    found.fail(at: index, position: 0, error)
                     limit.lower(to: 0)
                     break
                 }
@@ -72,14 +73,15 @@ enum Reexecution {
     }
 
     /// The messages after the first `index`, up to 64, each with its service's lock entry (recorded
-    /// when the router dispatches it) or its outcome read too; taken in batches, each a lock round less.
+    /// when the router dispatches it) or its outcome read too, or whatever the log holds once the
+    /// whole run is read (a cut-short run); taken in batches, each a lock round less.
     private static func next(after index: Int, in feed: HistoryFeed) async throws
         -> [(request: RunHistory.Request, lock: [LockEntry])]
     {
-        try await feed.read(until: { isReady(index, in: $0) }) { history, _ in
+        try await feed.read(until: { isReady(index, in: $0) }) { history, finished in
             var batch: [(request: RunHistory.Request, lock: [LockEntry])] = []
             var next = index
-            while batch.count < 64, isReady(next, in: history) {
+            while batch.count < 64, next < history.requests.count, finished || isReady(next, in: history) {
                 let request = history.requests[next]
                 batch.append((request, history.lock.filter { $0.service == request.service }))
                 next += 1
@@ -121,11 +123,16 @@ enum Reexecution {
                         logger: logger)
                     let result = try await session.finish(outcome: outcome)
                     found.record(job.index, result)
-                    if let divergence = result.divergence { limit.lower(to: divergence.position) }
+                    if let divergence = result.divergence {
+                        // The instance's state is no longer the recorded one; its later messages
+                        // were handled after this one, so cannot diverge before it.
+                        limit.lower(to: divergence.position)
+                        break lane
+                    }
                 }
             }
         } catch {
-            found.fail(at: current.index, error)
+            found.fail(at: current.index, position: current.position, error)
             limit.lower(to: current.position)
         }
         return found
@@ -153,31 +160,32 @@ enum Reexecution {
     /// What lanes found, by message index.
     private struct Found: Sendable {
         var results: [(index: Int, result: ReplaySession.Result)] = []
-        /// The error of the earliest message that failed.
-        var failure: (index: Int, error: any Error)?
+        /// The failure that comes first: by its message's position, then index, as divergences rank.
+        var failure: (position: UInt64, index: Int, error: any Error)?
 
         mutating func record(_ index: Int, _ result: ReplaySession.Result) {
             results.append((index, result))
         }
 
-        mutating func fail(at index: Int, _ error: any Error) {
-            if let failure, failure.index <= index { return }
-            failure = (index, error)
+        mutating func fail(at index: Int, position: UInt64, _ error: any Error) {
+            if let failure, (failure.position, failure.index) <= (position, index) { return }
+            failure = (position, index, error)
         }
 
         mutating func merge(_ other: Found) {
             results += other.results
-            if let failure = other.failure { fail(at: failure.index, failure.error) }
+            if let failure = other.failure { fail(at: failure.index, position: failure.position, failure.error) }
         }
 
         /// The report of the messages up to the one whose divergence has the lowest position (the
         /// lower index on a tie), or of all.
-        /// - Throws: the error of the earliest message that failed, unless a divergence came before it.
+        /// - Throws: the failure, when it comes before every divergence: a failure ranks at its
+        ///   message's position, where ``Limit`` stopped starting messages.
         func report(runID: String) throws -> ReplayReport {
             let first = results.lazy.compactMap { entry in entry.result.divergence.map { ($0.position, entry.index) } }
                 .min { $0 < $1 }
+            if let failure, first.map({ (failure.position, failure.index) < $0 }) ?? true { throw failure.error }
             let last = first?.1 ?? Int.max
-            if let failure, failure.index <= last { throw failure.error }
             var report = ReplayReport(nothingFor: runID)
             for (index, result) in results where index <= last {
                 report.messagesReplayed += 1
