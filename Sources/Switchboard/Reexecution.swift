@@ -8,8 +8,8 @@ import SwitchboardLog
 /// the log, never by the instance asked, so no instance waits for another.
 ///
 /// What is reported does not depend on how the lanes interleave: the divergence at the lowest
-/// position wins (the lower message index on a tie), and only the messages up to the one that
-/// diverged are counted, as if they had run one after another.
+/// position wins (the lower message index on a tie), a failure ranks at its message's position,
+/// and the messages re-executed up to the one that diverged are counted.
 enum Reexecution {
     /// Re-executes run `runID`; stops dispatching at a message to a drifted agent unless
     /// `allowDrift`, and at a message recorded after the earliest divergence found.
@@ -23,7 +23,7 @@ enum Reexecution {
             var index = 0
             var stopped = false
             while !stopped {
-                let ready: [(request: RunHistory.Request, lock: [LockEntry])]
+                let ready: (requests: [RunHistory.Request], lock: [LockEntry])
                 do {
                     ready = try await next(after: index, in: feed)
                 } catch {
@@ -32,16 +32,17 @@ enum Reexecution {
                     limit.lower(to: 0)
                     break
                 }
-                if ready.isEmpty { break }
+                if ready.requests.isEmpty { break }
                 // Handed to each lane in one piece: a lane woken per message costs more than its replay.
                 var jobs: [AgentID: [Job]] = [:]
-                for (input, entries) in ready {
+                for input in ready.requests {
                     let current = index
                     index += 1
                     // A fork's requests answered from its parent's log were handled in the parent run.
                     guard !input.forked, let type = registry[input.service] else { continue }
                     // Messages are read in the run's order: none after this one can diverge earlier.
-                    if !allowDrift && !Replayer.drift(of: entries, registry: registry).isEmpty
+                    if !allowDrift
+                        && !Replayer.drift(of: ready.lock.filter { $0.service == input.service }, registry: registry).isEmpty
                         || !limit.admits(input.position) {
                         stopped = true
                         break
@@ -74,19 +75,15 @@ enum Reexecution {
 
     /// The messages after the first `index`, up to 64, each with its service's lock entry (recorded
     /// when the router dispatches it) or its outcome read too, or whatever the log holds once the
-    /// whole run is read (a cut-short run); taken in batches, each a lock round less.
+    /// whole run is read (a cut-short run); taken in batches, each a lock round less. The lock as
+    /// read with them holds their entries.
     private static func next(after index: Int, in feed: HistoryFeed) async throws
-        -> [(request: RunHistory.Request, lock: [LockEntry])]
+        -> (requests: [RunHistory.Request], lock: [LockEntry])
     {
         try await feed.read(until: { isReady(index, in: $0) }) { history, finished in
-            var batch: [(request: RunHistory.Request, lock: [LockEntry])] = []
-            var next = index
-            while batch.count < 64, next < history.requests.count, finished || isReady(next, in: history) {
-                let request = history.requests[next]
-                batch.append((request, history.lock.filter { $0.service == request.service }))
-                next += 1
-            }
-            return batch
+            let end = min(index + 64, history.requests.count)
+            let batch = (index..<max(index, end)).prefix { finished || isReady($0, in: history) }.map { history.requests[$0] }
+            return (batch, history.lock)
         }
     }
 

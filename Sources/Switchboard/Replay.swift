@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Dispatch
 import Synchronization
-import Logging
 public import SwitchboardLog
 import SwitchboardRouter
 import SwitchboardWire
@@ -230,7 +229,7 @@ final class ReplaySession: AgentSession, Sendable {
     private let replied: RunHistory.Request?
     private let progress = Mutex(Progress())
 
-    init(feed: HistoryFeed, agent: AgentID, message: Int, replied: RunHistory.Request? = nil) {
+    init(feed: HistoryFeed, agent: AgentID, message: Int, replied: RunHistory.Request?) {
         self.feed = feed
         self.agentID = agent
         self.message = message
