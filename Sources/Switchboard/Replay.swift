@@ -417,6 +417,12 @@ final class ReplaySession: AgentSession, Sendable {
             return result
         }
         result.checked += compared
+        guard let recordedOutcome else {
+            // The run was cut short: events past the record never reached the log, as the reply or
+            // next ask that would have carried them was never logged.
+            result.unfinished = true
+            return result
+        }
         if compared < actual.count {
             let event = actual[compared]
             result.divergence = ReplayDivergence(
@@ -424,7 +430,7 @@ final class ReplaySession: AgentSession, Sendable {
                 actual: "event #\(offset + compared + 1) \(event.type) \(Self.show([event.payload]))")
             return result
         }
-        if recordedEvents.count > offset + actual.count, recordedOutcome != nil {
+        if recordedEvents.count > offset + actual.count {
             let recorded = recordedEvents[offset + actual.count]
             result.divergence = ReplayDivergence(
                 position: recorded.position, agent: agent,
@@ -433,9 +439,7 @@ final class ReplaySession: AgentSession, Sendable {
         }
         // The reply.
         switch (recordedOutcome, outcome.reply) {
-        case (nil, _):
-            result.unfinished = true
-        case (.reply(let position, let frames)?, .success(let actualFrames)):
+        case (.reply(let position, let frames), .success(let actualFrames)):
             if frames != actualFrames {
                 result.divergence = ReplayDivergence(position: position, agent: agent,
                                                      expected: "reply \(Self.show(frames))",
@@ -443,7 +447,7 @@ final class ReplaySession: AgentSession, Sendable {
             } else {
                 result.checked += 1
             }
-        case (.reply(let position, let frames)?, .failure(let error)):
+        case (.reply(let position, let frames), .failure(let error)):
             if frames != [error.body] {
                 result.divergence = ReplayDivergence(position: position, agent: agent,
                                                      expected: "reply \(Self.show(frames))",
@@ -451,7 +455,7 @@ final class ReplaySession: AgentSession, Sendable {
             } else {
                 result.checked += 1
             }
-        case (.failed?, _):
+        case (.failed, _):
             // The router failed it (expired, too large): the handler's outcome never reached the log.
             result.checked += 1
         }
