@@ -55,9 +55,11 @@ struct FlatJSON {
         /// An array of base64 strings, decoded; nil when the value is anything else.
         var frames: [[UInt8]]? {
             guard isArray else { return nil }
-            var frames: [[UInt8]] = []
-            var index = 1
             let end = value.count - 1
+            var frames: [[UInt8]] = []
+            // Most bodies hold two frames (an envelope and a payload): growing from one costs a second allocation.
+            frames.reserveCapacity(2)
+            var index = 1
             while index < end {
                 let byte = value[index]
                 if byte == UInt8(ascii: "\"") {

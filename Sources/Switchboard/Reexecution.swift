@@ -22,6 +22,8 @@ enum Reexecution {
             var found = Found()
             var index = 0
             var stopped = false
+            // Services found drifted, by the count of lock entries read when they were checked.
+            var checked: (entries: Int, drifted: Set<String>) = (-1, [])
             while !stopped {
                 let ready: (requests: [RunHistory.Request], lock: [LockEntry])
                 do {
@@ -33,31 +35,39 @@ enum Reexecution {
                     break
                 }
                 if ready.requests.isEmpty { break }
+                if !allowDrift && checked.entries != ready.lock.count {
+                    checked = (ready.lock.count, Set(Replayer.drift(of: ready.lock, registry: registry).map(\.service)))
+                }
                 // Handed to each lane in one piece: a lane woken per message costs more than its replay.
                 var jobs: [AgentID: [Job]] = [:]
+                // Runs of messages to one instance are common: gathered without a lookup each.
+                var streak: (id: AgentID, jobs: [Job])?
                 for input in ready.requests {
                     let current = index
                     index += 1
                     // A fork's requests answered from its parent's log were handled in the parent run.
                     guard !input.forked, let type = registry[input.service] else { continue }
                     // Messages are read in the run's order: none after this one can diverge earlier.
-                    if !allowDrift
-                        && !Replayer.drift(of: ready.lock.filter { $0.service == input.service }, registry: registry).isEmpty
-                        || !limit.admits(input.position) {
+                    if !allowDrift && checked.drifted.contains(input.service) || !limit.admits(input.position) {
                         stopped = true
                         break
                     }
                     let id = AgentID(type: input.service, key: input.message.key)
-                    if lanes[id] == nil {
-                        let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
-                        lanes[id] = lane
-                        group.addTask {
-                            await run(lane: stream, of: type.make(id), feed: feed, log: log, limit: limit,
-                                      logger: logger)
+                    if streak?.id != id {
+                        if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
+                        if lanes[id] == nil {
+                            let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
+                            lanes[id] = lane
+                            group.addTask {
+                                await run(lane: stream, of: type.make(id), feed: feed, log: log, limit: limit,
+                                          logger: logger)
+                            }
                         }
+                        streak = (id, [])
                     }
-                    jobs[id, default: []].append(Job(index: current, request: input))
+                    streak?.jobs.append(Job(index: current, request: input))
                 }
+                if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
                 for (id, batch) in jobs { lanes[id]?.yield(batch) }
             }
             for lane in lanes.values { lane.finish() }

@@ -250,7 +250,7 @@ final class ReplaySession: AgentSession, Sendable {
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
         let (sequence, offset, pending, readAhead) = progress.withLock { progress in
             progress.asks += 1
-            progress.emitted += Self.handlerEvents(ask.events)
+            Self.append(handlerEventsOf: ask.events, to: &progress.emitted)
             let answer = progress.readAhead.answer(ask, sequence: progress.asks, offset: progress.eventsChecked,
                                                    pending: progress.emitted.count)
             return (progress.asks, progress.eventsChecked, progress.emitted.count, answer)
@@ -375,7 +375,7 @@ final class ReplaySession: AgentSession, Sendable {
     /// outcome (or the whole run) is read.
     func finish(outcome: HandlerOutcome) async throws -> Result {
         let state = progress.withLock { progress in
-            progress.emitted += Self.handlerEvents(outcome.events)
+            Self.append(handlerEventsOf: outcome.events, to: &progress.emitted)
             return progress
         }
         var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
@@ -476,9 +476,9 @@ final class ReplaySession: AgentSession, Sendable {
         return nil
     }
 
-    /// The events the handler emitted: snapshots are the host's bookkeeping, not the handler's output.
-    private static func handlerEvents(_ events: [EmittedEvent]) -> [EmittedEvent] {
-        events.filter { $0.type != StateService.snapshotType }
+    /// Appends the events the handler emitted: snapshots are the host's bookkeeping, not its output.
+    private static func append(handlerEventsOf events: [EmittedEvent], to list: inout [EmittedEvent]) {
+        for event in events where event.type != StateService.snapshotType { list.append(event) }
     }
 
     /// Whether two bodies hold the same bytes, frame boundaries aside.

@@ -112,7 +112,7 @@ public struct Envelope: Sendable, Hashable {
         /// A reader past the magic of an envelope frame.
         init(envelope frame: [UInt8]) throws {
             bytes = frame
-            guard Array(try take(4)) == Envelope.magic else {
+            guard try take(4).elementsEqual(Envelope.magic) else {
                 throw WireError(.malformed, "not an envelope (bad magic)")
             }
         }
