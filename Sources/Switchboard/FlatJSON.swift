@@ -54,11 +54,22 @@ struct FlatJSON {
 
         /// An array of base64 strings, decoded; nil when the value is anything else.
         var frames: [[UInt8]]? {
-            guard isArray else { return nil }
-            let end = value.count - 1
             var frames: [[UInt8]] = []
             // Most bodies hold two frames (an envelope and a payload): growing from one costs a second allocation.
             frames.reserveCapacity(2)
+            let valid = forEachString { text in
+                guard let decoded = Base64.decode(text) else { return false }
+                frames.append(decoded)
+                return true
+            }
+            return valid ? frames : nil
+        }
+
+        /// Calls `body` with each string of an array, undecoded, until it returns false; false when
+        /// the value is not an array of strings without escapes, or `body` stopped.
+        func forEachString(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            guard isArray else { return false }
+            let end = value.count - 1
             var index = 1
             while index < end {
                 let byte = value[index]
@@ -66,17 +77,15 @@ struct FlatJSON {
                     let start = index + 1
                     var close = start
                     while close < end, value[close] != UInt8(ascii: "\"") { close += 1 }
-                    guard close < end, let decoded = Base64.decode(UnsafeRawBufferPointer(rebasing: value[start..<close]))
-                    else { return nil }
-                    frames.append(decoded)
+                    guard close < end, body(UnsafeRawBufferPointer(rebasing: value[start..<close])) else { return false }
                     index = close + 1
                 } else if byte == UInt8(ascii: ",") || FlatJSON.isSpace(byte) {
                     index += 1
                 } else {
-                    return nil
+                    return false
                 }
             }
-            return frames
+            return true
         }
     }
 

@@ -28,21 +28,21 @@ final class HistoryFeed: Sendable {
     init(runID: String, log: EventLog) {
         source = Mutex(log)
         DetachedThread { [self] in
-            var parsed: [RunHistory.Parsed] = []
+            var parsed = Batch()
             let end = scan(runID: runID, into: &parsed)
             publish(&parsed, end: end)
         }.start()
     }
 
     /// Reads the run, publishing full batches; returns what the last batch must report.
-    private func scan(runID: String, into parsed: inout [RunHistory.Parsed]) -> End {
+    private func scan(runID: String, into parsed: inout Batch) -> End {
         guard let log = source.withLock({ $0.take() }) else { return (0, 0, nil) }
-        parsed.reserveCapacity(Self.batch)
         var last: UInt64 = 0
+        var parser = RunHistory.Parser(runID: runID)
         do {
             let count = try log.scan(inRun: runID) { event in
                 last = event.position
-                if let item = RunHistory.parse(event, runID: runID) { parsed.append(item) }
+                if let item = parser.parse(event) { parsed.append(item) }
                 if parsed.count >= Self.batch { publish(&parsed) }
                 return !stopping.load(ordering: .relaxed)
             }
@@ -54,9 +54,9 @@ final class HistoryFeed: Sendable {
 
     private typealias End = (events: Int, last: UInt64, error: (any Error)?)
 
-    private func publish(_ parsed: inout [RunHistory.Parsed], end: End? = nil) {
+    private func publish(_ parsed: inout Batch, end: End? = nil) {
         let waiters = state.withLock { state in
-            for event in parsed { state.history.apply(event) }
+            parsed.drain(into: &state.history)
             if let end {
                 state.history.finish(eventsRead: end.events, lastPosition: end.last)
                 state.error = end.error
@@ -66,8 +66,30 @@ final class HistoryFeed: Sendable {
             defer { state.waiters.removeAll() }
             return state.waiters
         }
-        parsed.removeAll(keepingCapacity: true)
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// Events read and not yet applied, moved into the history rather than copied: every copy the
+    /// reading thread let go of would be an atomic release on memory the replaying threads share.
+    private struct Batch: ~Copyable {
+        private let storage = UnsafeMutablePointer<RunHistory.Parsed>.allocate(capacity: HistoryFeed.batch)
+        private(set) var count = 0
+
+        mutating func append(_ event: consuming RunHistory.Parsed) {
+            precondition(count < HistoryFeed.batch, "a batch of parsed events overflowed")
+            (storage + count).initialize(to: event)
+            count += 1
+        }
+
+        mutating func drain(into history: inout RunHistory) {
+            for index in 0..<count { history.apply((storage + index).move()) }
+            count = 0
+        }
+
+        deinit {
+            storage.deinitialize(count: count)
+            storage.deallocate()
+        }
     }
 
     /// Waits until `ready` holds for the history read so far, or the whole run is read; then

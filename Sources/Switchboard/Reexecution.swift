@@ -121,7 +121,9 @@ enum Reexecution {
                         if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                         restored = true
                     }
-                    let message = job.request.message
+                    var message = job.request.message
+                    // What the router adds to the envelope as it dispatches; the handler sees it live.
+                    message.headers["time"] = String(job.request.timestamp.nanosecondsSinceEpoch)
                     // A message already replied to is recorded whole: the session needs no second look.
                     let replied: RunHistory.Request? = if case .reply? = job.request.outcome { job.request } else { nil }
                     let session = ReplaySession(feed: feed, agent: instance.id, message: job.index, replied: replied)

@@ -59,14 +59,13 @@ struct RunHistory: Sendable {
     /// Events of the run read from the log; set once the whole run is read.
     private(set) var eventsRead = 0
     private(set) var lastPosition: UInt64 = 0
-    /// The requests found last, newest first: a message's replies and events follow it closely.
-    private var recent: [Int] = []
 
     /// What one event adds to the history, read from the event without the history at hand:
-    /// ``HistoryFeed`` reads events outside its lock and applies them under it.
+    /// ``HistoryFeed`` reads events outside its lock (``RunHistory/Parser``) and applies them under it.
     struct Parsed: Sendable {
         enum Kind: Sendable {
-            case request(service: String, message: AgentMessage, timestamp: Timestamp, forked: Bool)
+            /// `hash`: the message id's, as ``RequestTable`` keys it.
+            case request(service: String, message: AgentMessage, timestamp: Timestamp, forked: Bool, hash: UInt64)
             case finalReply(frames: [[UInt8]], error: Bool)
             case partialReply([UInt8])
             case failed(code: String, message: String)
@@ -75,7 +74,8 @@ struct RunHistory: Sendable {
         }
 
         var position: UInt64
-        var causationID: String
+        /// The index of the request the event's causation id names, when the run holds one.
+        var cause: Int?
         var kind: Kind
     }
 
@@ -90,154 +90,50 @@ struct RunHistory: Sendable {
         requestsByID.find(RequestTable.hash(id)) { requests[$0].message.messageID == id }
     }
 
-    /// The request whose message id is `id`, a causation id.
-    private mutating func cause(_ id: String) -> Int? {
-        guard !id.isEmpty, let found = recent.first(where: { requests[$0].message.messageID == id }) ?? request(id: id)
-        else { return nil }
-        remember(found)
-        return found
-    }
-
-    private mutating func remember(_ index: Int) {
-        if let at = recent.firstIndex(of: index) { recent.remove(at: at) }
-        recent.insert(index, at: 0)
-        if recent.count > 4 { recent.removeLast() }
-    }
-
     /// Adds what one event of the run holds, in the run's order.
-    mutating func apply(_ event: Parsed) {
-        switch event.kind {
-        case .request(let service, let message, let timestamp, let forked):
+    mutating func apply(_ event: consuming Parsed) {
+        apply(position: event.position, cause: event.cause, event.kind)
+    }
+
+    /// Takes the kind's payload without copies: the reading thread would release each copy.
+    private mutating func apply(position: UInt64, cause: Int?, _ kind: consuming Parsed.Kind) {
+        switch consume kind {
+        case .request(let service, let message, let timestamp, let forked, let hash):
             let index = requests.count
-            // The cause first: a request naming itself as its cause must not find itself.
-            if let cause = cause(event.causationID) { requests[cause].asks.append(index) }
+            if let cause = cause { requests[cause].asks.append(index) }
             let messageID = message.messageID
-            requestsByID.insert(index, hash: RequestTable.hash(messageID)) {
-                requests[$0].message.messageID == messageID
-            }
-            requests.append(Request(received: .init(position: event.position, service: service, timestamp: timestamp,
+            requestsByID.insert(index, hash: hash) { requests[$0].message.messageID == messageID }
+            requests.append(Request(received: .init(position: position, service: service, timestamp: timestamp,
                                                     message: message, forked: forked)))
-            remember(index)
         case .finalReply(let frames, let error):
-            guard let index = cause(event.causationID) else { return }
+            guard let index = cause else { return }
             if error { requests[index].errorReply = true }
-            requests[index].outcome = .reply(position: event.position, frames: frames)
+            requests[index].outcome = .reply(position: position, frames: frames)
         case .partialReply(let frame):
-            guard let index = cause(event.causationID) else { return }
+            guard let index = cause else { return }
             requests[index].partials.append(frame)
         case .failed(let code, let message):
-            guard let index = cause(event.causationID) else { return }
-            requests[index].outcome = .failed(position: event.position, code: code, message: message)
+            guard let index = cause else { return }
+            requests[index].outcome = .failed(position: position, code: code, message: message)
         case .lock(let entry):
             lock.append(entry)
         case .emitted(let type, let payload):
-            guard let index = cause(event.causationID) else { return }
-            requests[index].emitted.append(Emitted(position: event.position, type: type, payload: payload))
+            guard let index = cause else { return }
+            requests[index].emitted.append(Emitted(position: position, type: type, payload: payload))
         }
-    }
-
-    /// What `event` of run `runID` adds to a history; nil for events replay does not use.
-    static func parse(_ event: EventView, runID: String) -> Parsed? {
-        let kind: Parsed.Kind
-        let causationID = event.causationID
-        switch Kind(event) {
-        case .request:
-            guard let (service, frames, forked) = event.withPayload(Self.request) else { return nil }
-            var body = frames
-            var headers: [String: String] = [:]
-            if let first = body.first, Envelope.isEnvelope(first) {
-                headers = (try? Envelope.headers(decoding: first)) ?? [:]
-                body.removeFirst()
-            }
-            headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
-            let message = AgentMessage(messageID: event.messageID, runID: runID, causationID: causationID,
-                                       attempt: 1, frames: body, headers: headers)
-            kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked)
-        case .finalReply:
-            guard var frames = event.withPayload({ Self.body($0) }) else { return nil }
-            var error = false
-            if let first = frames.first, Envelope.isEnvelope(first) {
-                // An agent's error reply: its ask threw, and must throw again when replayed.
-                error = (try? Envelope.headers(decoding: first))?["status"] == "error"
-                frames.removeFirst()
-            }
-            kind = .finalReply(frames: frames, error: error)
-        case .partialReply:
-            guard var frames = event.withPayload({ Self.body($0) }) else { return nil }
-            if let first = frames.first, Envelope.isEnvelope(first) { frames.removeFirst() }
-            kind = .partialReply(frames.first ?? [])
-        case .failed:
-            guard let json = event.withPayload(FlatJSON.init) else { return nil }
-            kind = .failed(code: json.strings["error"] ?? "error", message: json.strings["message"] ?? "")
-        case .lock:
-            guard let json = event.withPayload(FlatJSON.init), let entry = LockEntry(json, position: event.position)
-            else { return nil }
-            kind = .lock(entry)
-        case .other:
-            return nil
-        case .emitted:
-            kind = .emitted(type: event.type, payload: event.withPayload { Array($0) })
-        }
-        return Parsed(position: event.position, causationID: causationID, kind: kind)
-    }
-
-    /// What an event is to replay, told from its type and stream without making strings.
-    private enum Kind {
-        case request, finalReply, partialReply, failed, lock, emitted, other
-
-        init(_ event: EventView) {
-            let kind: Kind? = event.withType { type in
-                if type.holds("request.received") { return .request }
-                if type.holds("reply.final") { return .finalReply }
-                if type.holds("reply.partial") { return .partialReply }
-                if type.holds("request.failed") { return .failed }
-                if type.holds("lock.recorded") { return .lock }
-                if type.holds("agent.snapshot") { return .other }  // StateService.snapshotType
-                return nil
-            }
-            // Router bookkeeping has no stream; an agent's events have theirs under "agent/".
-            self = kind ?? (event.withStreamID { $0.begins(with: "agent/") } ? .emitted : .other)
-        }
-    }
-
-    /// The service, body frames and fork mark of a `request.received` payload.
-    private static func request(_ payload: UnsafeRawBufferPointer) -> (String, [[UInt8]], Bool)? {
-        var service: String?
-        var frames: [[UInt8]] = []
-        var forked = false
-        let valid = FlatJSON.forEach(in: payload) { member in
-            if member.keyIs("service") {
-                service = member.string
-            } else if member.keyIs("body") {
-                guard let body = member.frames else { return false }
-                frames = body
-            } else if member.keyIs("forkedFromRun") {
-                forked = true
-            }
-            return true
-        }
-        guard valid, let service else { return nil }
-        return (service, frames, forked)
-    }
-
-    /// The body frames of a reply payload.
-    private static func body(_ payload: UnsafeRawBufferPointer) -> [[UInt8]]? {
-        var frames: [[UInt8]] = []
-        let valid = FlatJSON.forEach(in: payload) { member in
-            guard member.keyIs("body") else { return true }
-            guard let body = member.frames else { return false }
-            frames = body
-            return true
-        }
-        return valid ? frames : nil
     }
 }
 
 /// Request indices by message id, keyed by a 64-bit FNV-1a hash of the id's bytes: hashing the
-/// String costs more than the rest of a lookup. Ids whose hashes collide are told apart by the ids.
+/// String costs more than the rest of a lookup. An open-addressed table of those hashes, as a
+/// dictionary would hash each hash again; ids whose hashes collide are told apart by the ids.
 struct RequestTable: Sendable {
-    private var first: [UInt64: Int] = [:]
-    private var collided: [UInt64: [Int]] = [:]
+    private var hashes: [UInt64] = []
+    /// The request index in each slot, -1 where the slot is empty.
+    private var indices: [Int] = []
+    private var count = 0
+    /// 64 less the log2 of the slot count: slots are taken from a hash's top bits, once mixed.
+    private var shift = 64
 
     static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -250,23 +146,51 @@ struct RequestTable: Sendable {
         return id.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
     }
 
+    private func slot(_ hash: UInt64) -> Int {
+        Int(truncatingIfNeeded: (hash &* 0x9E37_79B9_7F4A_7C15) >> UInt64(shift))
+    }
+
     /// Adds `index`; it replaces an entry for the same id (`sameID`), as the last record of an id wins.
     mutating func insert(_ index: Int, hash: UInt64, sameID: (Int) -> Bool) {
-        guard let existing = first[hash] else {
-            first[hash] = index
-            return
+        if (count + 1) * 2 > indices.count { grow() }
+        var at = slot(hash)
+        let mask = indices.count - 1
+        while indices[at] >= 0 {
+            if hashes[at] == hash, sameID(indices[at]) {
+                indices[at] = index
+                return
+            }
+            at = (at + 1) & mask
         }
-        if sameID(existing) {
-            first[hash] = index
-        } else if let at = collided[hash]?.firstIndex(where: sameID) {
-            collided[hash]?[at] = index
-        } else {
-            collided[hash, default: []].append(index)
-        }
+        hashes[at] = hash
+        indices[at] = index
+        count += 1
     }
 
     func find(_ hash: UInt64, where matches: (Int) -> Bool) -> Int? {
-        if let index = first[hash], matches(index) { return index }
-        return collided[hash]?.first(where: matches)
+        guard !indices.isEmpty else { return nil }
+        var at = slot(hash)
+        let mask = indices.count - 1
+        while indices[at] >= 0 {
+            if hashes[at] == hash, matches(indices[at]) { return indices[at] }
+            at = (at + 1) & mask
+        }
+        return nil
+    }
+
+    /// Doubles the slots (64 at first) and places every entry again.
+    private mutating func grow() {
+        let old = (hashes, indices)
+        let slots = max(64, indices.count * 2)
+        shift = 64 - slots.trailingZeroBitCount
+        hashes = Array(repeating: 0, count: slots)
+        indices = Array(repeating: -1, count: slots)
+        let mask = slots - 1
+        for (hash, index) in zip(old.0, old.1) where index >= 0 {
+            var at = slot(hash)
+            while indices[at] >= 0 { at = (at + 1) & mask }
+            hashes[at] = hash
+            indices[at] = index
+        }
     }
 }

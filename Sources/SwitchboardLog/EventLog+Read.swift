@@ -125,16 +125,40 @@ extension EventLog {
         guard !id.isEmpty, id.utf8.count <= RecordCodec.maximumFieldLength else { return }
         let prefix = IndexKeys.prefix(kind, id)
         try txn.withCursor(databases.index) { cursor in
-            var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
-            while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
-                guard let target = position(key, current.value),
-                      let bytes = try withUnsafeBytes(of: target.bigEndian, { try txn.get(databases.events, key: $0) })
-                else {
-                    throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
+            try txn.withCursor(databases.events) { records in
+                // The record last read: a run's events often lie next to each other, and a step to
+                // the next record costs less than a lookup from the root of the tree.
+                var last: UInt64?
+                var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
+                while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
+                    guard let target = position(key, current.value),
+                          let bytes = try record(at: target, after: &last, in: records)
+                    else {
+                        throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
+                    }
+                    guard try body(try RecordView(bytes, position: target)) else { return }
+                    entry = try cursor.next()
                 }
-                guard try body(try RecordView(bytes, position: target)) else { return }
-                entry = try cursor.next()
             }
         }
+    }
+
+    /// The stored record at `position`, stepping on from the record at `last` when it is the one
+    /// just before, else seeking it; `last` becomes `position` when found.
+    private func record(at position: UInt64, after last: inout UInt64?, in records: Cursor) throws
+        -> UnsafeRawBufferPointer?
+    {
+        if let previous = last, previous &+ 1 == position, let next = try records.next(),
+           IndexKeys.decodePosition(next.key) == position {
+            last = position
+            return next.value
+        }
+        let found = try withUnsafeBytes(of: position.bigEndian) { key in try records.seek(atOrAfter: key) }
+        guard let found, IndexKeys.decodePosition(found.key) == position else {
+            last = nil
+            return nil
+        }
+        last = position
+        return found.value
     }
 }

@@ -46,6 +46,11 @@ public final class EventView {
         try body(record.field(2))
     }
 
+    /// Calls `body` with the causation id's UTF-8 bytes, to look it up without making a string.
+    public func withCausationID<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(record.field(4))
+    }
+
     /// A copy of the whole event.
     public func event() -> RecordedEvent {
         RecordCodec.decodeVerified(record)

@@ -112,6 +112,36 @@ import TestSupport
         }
     }
 
+    /// A run's events are read by stepping from one record to the next where they lie side by
+    /// side, and by a lookup where other runs' events come between: both must give the run's events.
+    @Test func aRunReadsWholeAcrossStretchesOfItsOwnAndOthersEvents() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            var mine: [UInt64] = []
+            for index in 0..<200 {
+                // Runs of 1 to 7 of its own events, then 0 to 3 of another's.
+                let own = index % 7 + 1
+                for step in 0..<own {
+                    let result = try log.append(jsonEvent("own-\(index)-\(step)", run: "dense", stream: "s"))
+                    mine.append(result.lastPosition)
+                }
+                for step in 0..<(index % 4) {
+                    try log.append(jsonEvent("other-\(index)-\(step)", run: "sparse", stream: "t"))
+                }
+            }
+            let events = try log.events(inRun: "dense")
+            #expect(events.map(\.position) == mine)
+            #expect(events.allSatisfy { $0.runID == "dense" && $0.type.hasPrefix("own-") })
+            var scanned: [UInt64] = []
+            try log.scan(inRun: "dense") { view in
+                scanned.append(view.position)
+                return true
+            }
+            #expect(scanned == mine)
+            #expect(try log.events(inRun: "dense", from: mine[100], limit: 5).map(\.position) == Array(mine[100..<105]))
+        }
+    }
+
     @Test func positionsAreGaplessUnderConcurrentAppenders() throws {
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir, configuration: .init(durability: .none))

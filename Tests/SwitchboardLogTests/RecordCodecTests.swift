@@ -128,5 +128,20 @@ import TestSupport
     func base64RefusesWhatIsNotPaddedStandardBase64(text: String) {
         #expect(Base64.decode(Array(text.utf8)) == nil)
         #expect(Base64.decode(Array(text.utf8)[...]) == nil)
+        var out: [UInt8] = [1, 2, 3]
+        #expect(Array(text.utf8).withUnsafeBytes { Base64.decode($0, into: &out) } == false)
+        #expect(out.isEmpty)
+    }
+
+    /// Replay decodes each envelope frame into one reused buffer: longer and shorter texts in turn
+    /// must each leave exactly their own bytes.
+    @Test func base64DecodesIntoAReusedBufferWithNothingLeftOver() {
+        var out: [UInt8] = []
+        for length in [12, 0, 5, 40, 1, 2, 39, 3] {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 53 + length) }
+            let text = Array(Base64.encode(bytes).utf8)
+            #expect(text.withUnsafeBytes { Base64.decode($0, into: &out) })
+            #expect(out == bytes)
+        }
     }
 }

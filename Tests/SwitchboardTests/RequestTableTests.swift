@@ -20,6 +20,21 @@ import Testing
         #expect(find("run-1>1", hash: 8) == nil)
     }
 
+    /// The table grows as a run's requests are added: every id is still found after each growth,
+    /// and ids it never held are not.
+    @Test func everyIDIsFoundAcrossGrowth() {
+        let ids = (0..<5_000).map { "run-7>\($0)" }
+        var table = RequestTable()
+        func find(_ id: String) -> Int? { table.find(RequestTable.hash(id)) { ids[$0] == id } }
+        for (index, id) in ids.enumerated() {
+            table.insert(index, hash: RequestTable.hash(id)) { ids[$0] == id }
+            if index.isMultiple(of: 997) { #expect(find(ids[index / 2]) == index / 2) }
+        }
+        #expect(ids.indices.allSatisfy { find(ids[$0]) == $0 })
+        #expect(find("run-7>5000") == nil)
+        #expect(find("run-8>1") == nil)
+    }
+
     @Test func theHashFollowsTheUTF8() {
         let id = "run-é>1"
         #expect(RequestTable.hash(id) == Array(id.utf8).withUnsafeBytes(RequestTable.hash))

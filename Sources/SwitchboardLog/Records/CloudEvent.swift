@@ -270,34 +270,52 @@ package enum Base64 {
 
     /// Decodes padded standard base64 from raw bytes (replay reads them straight from the log).
     package static func decode(_ text: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard text.count % 4 == 0 else { return nil }
+        var valid = true
+        let decoded = [UInt8](unsafeUninitializedCapacity: text.count / 4 * 3) { out, initialized in
+            let written = decode(text, to: out)
+            valid = written != nil
+            initialized = written ?? 0
+        }
+        return valid ? decoded : nil
+    }
+
+    /// Decodes padded standard base64 into `out`, replacing what it held but keeping its storage:
+    /// a reader decoding many short-lived frames allocates once. False (and `out` empty) for anything else.
+    package static func decode(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        guard text.count % 4 == 0 else { return false }
+        out.append(contentsOf: repeatElement(0, count: text.count / 4 * 3))
+        let written = out.withUnsafeMutableBufferPointer { decode(text, to: $0) }
+        out.removeLast(out.count - (written ?? 0))
+        return written != nil
+    }
+
+    /// Decodes `text` (a multiple of 4 long) into `out`, which holds at least 3/4 of its length;
+    /// returns the decoded length, nil when the text is not padded standard base64.
+    private static func decode(_ text: UnsafeRawBufferPointer, to out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
         let count = text.count
-        guard count % 4 == 0 else { return nil }
-        guard count > 0 else { return [] }
+        guard count > 0 else { return 0 }
         let padding = text[count - 1] == UInt8(ascii: "=") ? (text[count - 2] == UInt8(ascii: "=") ? 2 : 1) : 0
-        return values.withUnsafeBufferPointer { table -> [UInt8]? in
-            var valid = true
-            let decoded = [UInt8](unsafeUninitializedCapacity: count / 4 * 3) { out, initialized in
-                var write = 0
-                var read = 0
-                while read < count {
-                    let a = table[Int(text[read])], b = table[Int(text[read + 1])]
-                    let c = table[Int(text[read + 2])], d = table[Int(text[read + 3])]
-                    // "=" (64) only as the last one or two characters of the text.
-                    let last = read + 4 == count
-                    if (a | b) >= 64 || c == 255 || d == 255 || (!last && (c | d) >= 64) || (c == 64 && d != 64) {
-                        valid = false
-                        break
-                    }
-                    let quad = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c & 63) << 6 | UInt32(d & 63)
-                    out[write] = UInt8(truncatingIfNeeded: quad >> 16)
-                    out[write + 1] = UInt8(truncatingIfNeeded: quad >> 8)
-                    out[write + 2] = UInt8(truncatingIfNeeded: quad)
-                    write += 3
-                    read += 4
+        return values.withUnsafeBufferPointer { table -> Int? in
+            var write = 0
+            var read = 0
+            while read < count {
+                let a = table[Int(text[read])], b = table[Int(text[read + 1])]
+                let c = table[Int(text[read + 2])], d = table[Int(text[read + 3])]
+                // "=" (64) only as the last one or two characters of the text.
+                let last = read + 4 == count
+                if (a | b) >= 64 || c == 255 || d == 255 || (!last && (c | d) >= 64) || (c == 64 && d != 64) {
+                    return nil
                 }
-                initialized = valid ? write - padding : 0
+                let quad = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c & 63) << 6 | UInt32(d & 63)
+                out[write] = UInt8(truncatingIfNeeded: quad >> 16)
+                out[write + 1] = UInt8(truncatingIfNeeded: quad >> 8)
+                out[write + 2] = UInt8(truncatingIfNeeded: quad)
+                write += 3
+                read += 4
             }
-            return valid ? decoded : nil
+            return write - padding
         }
     }
 }

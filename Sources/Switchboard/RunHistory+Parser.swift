@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwitchboardLog
+import SwitchboardWire
+
+extension RunHistory {
+    /// Reads one run's events into what they add to its history, on the reading thread and in the
+    /// run's order. It finds each event's cause among the requests read before it by the bytes of
+    /// the causation id, so no string is made for it and the history's lock is held only to apply.
+    struct Parser {
+        let runID: String
+        /// The message id of each request read, by index.
+        private var ids: [String] = []
+        private var table = RequestTable()
+        /// The requests found last, newest first: a message's replies and events follow it closely.
+        private var recent: [Int] = []
+        /// Holds each body's first frame while it is read: an envelope is not kept, so needs no array of its own.
+        private var first: [UInt8] = []
+
+        init(runID: String) {
+            self.runID = runID
+        }
+
+        /// What `event` adds to the history; nil for events replay does not use.
+        mutating func parse(_ event: EventView) -> Parsed? {
+            let kind: Parsed.Kind
+            // The cause first: a request naming itself as its cause must not find itself.
+            let cause = event.withCausationID { self.cause($0) }
+            switch EventKind(event) {
+            case .request:
+                guard let (service, frames, forked, headers) = event.withPayload({ request($0) }) else { return nil }
+                let messageID = event.messageID
+                let hash = RequestTable.hash(messageID)
+                let index = ids.count
+                ids.append(messageID)
+                table.insert(index, hash: hash) { [ids] in ids[$0] == messageID }
+                remember(index)
+                // The "time" header the router adds at dispatch is set where the message is re-executed.
+                let message = AgentMessage(messageID: messageID, runID: runID, causationID: event.causationID,
+                                           attempt: 1, frames: frames, headers: headers)
+                kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked,
+                                hash: hash)
+            case .finalReply:
+                guard let (frames, envelope) = event.withPayload({ body($0) }) else { return nil }
+                // An agent's error reply: its ask threw, and must throw again when replayed.
+                let error = envelope && (try? Envelope.headers(decoding: first))?["status"] == "error"
+                kind = .finalReply(frames: frames, error: error)
+            case .partialReply:
+                guard let (frames, _) = event.withPayload({ body($0) }) else { return nil }
+                kind = .partialReply(frames.first ?? [])
+            case .failed:
+                guard let json = event.withPayload(FlatJSON.init) else { return nil }
+                kind = .failed(code: json.strings["error"] ?? "error", message: json.strings["message"] ?? "")
+            case .lock:
+                guard let json = event.withPayload(FlatJSON.init), let entry = LockEntry(json, position: event.position)
+                else { return nil }
+                kind = .lock(entry)
+            case .other:
+                return nil
+            case .emitted:
+                kind = .emitted(type: event.type, payload: event.withPayload { Array($0) })
+            }
+            return Parsed(position: event.position, cause: cause, kind: kind)
+        }
+
+        /// The request whose message id has the bytes `id`, a causation id.
+        private mutating func cause(_ id: UnsafeRawBufferPointer) -> Int? {
+            guard !id.isEmpty else { return nil }
+            let found = recent.first { Self.same(ids[$0], id) }
+                ?? table.find(RequestTable.hash(id)) { Self.same(ids[$0], id) }
+            if let found { remember(found) }
+            return found
+        }
+
+        private mutating func remember(_ index: Int) {
+            if let at = recent.firstIndex(of: index) { recent.remove(at: at) }
+            recent.insert(index, at: 0)
+            if recent.count > 4 { recent.removeLast() }
+        }
+
+        private static func same(_ id: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+            id.utf8.withContiguousStorageIfAvailable { utf8 in
+                guard utf8.count == bytes.count else { return false }
+                guard let left = utf8.baseAddress, let right = bytes.baseAddress else { return true }
+                return memcmp(left, right, bytes.count) == 0
+            } ?? id.utf8.elementsEqual(bytes)
+        }
+
+        /// The service, body frames after the envelope, fork mark and envelope headers of a
+        /// `request.received` payload.
+        private mutating func request(_ payload: UnsafeRawBufferPointer)
+            -> (String, [[UInt8]], Bool, [String: String])?
+        {
+            var service: String?
+            var frames: [[UInt8]] = []
+            var headers: [String: String] = [:]
+            var forked = false
+            let valid = FlatJSON.forEach(in: payload) { member in
+                if member.keyIs("service") {
+                    service = member.string
+                } else if member.keyIs("body") {
+                    guard let (body, envelope) = self.frames(member) else { return false }
+                    frames = body
+                    headers = envelope ? (try? Envelope.headers(decoding: first)) ?? [:] : [:]
+                } else if member.keyIs("forkedFromRun") {
+                    forked = true
+                }
+                return true
+            }
+            guard valid, let service else { return nil }
+            return (service, frames, forked, headers)
+        }
+
+        /// The body frames after the envelope of a reply payload, and whether an envelope led them.
+        private mutating func body(_ payload: UnsafeRawBufferPointer) -> ([[UInt8]], Bool)? {
+            var result: ([[UInt8]], Bool)?
+            let valid = FlatJSON.forEach(in: payload) { member in
+                guard member.keyIs("body") else { return true }
+                result = frames(member)
+                return result != nil
+            }
+            return valid ? result ?? ([], false) : nil
+        }
+
+        /// The frames of a body after its envelope, which is left in `first`; whether there was one.
+        private mutating func frames(_ member: FlatJSON.Member) -> ([[UInt8]], Bool)? {
+            var frames: [[UInt8]] = []
+            var count = 0
+            var envelope = false
+            let valid = member.forEachString { text in
+                count += 1
+                guard count > 1 else {
+                    guard Base64.decode(text, into: &first) else { return false }
+                    envelope = Envelope.isEnvelope(first)
+                    if !envelope { frames.append(first) }
+                    return true
+                }
+                guard let decoded = Base64.decode(text) else { return false }
+                frames.append(decoded)
+                return true
+            }
+            return valid ? (frames, envelope) : nil
+        }
+    }
+
+    /// What an event is to replay, told from its type and stream without making strings.
+    enum EventKind {
+        case request, finalReply, partialReply, failed, lock, emitted, other
+
+        init(_ event: EventView) {
+            let kind: EventKind? = event.withType { type in
+                if type.holds("request.received") { return .request }
+                if type.holds("reply.final") { return .finalReply }
+                if type.holds("reply.partial") { return .partialReply }
+                if type.holds("request.failed") { return .failed }
+                if type.holds("lock.recorded") { return .lock }
+                if type.holds("agent.snapshot") { return .other }  // StateService.snapshotType
+                return nil
+            }
+            // Router bookkeeping has no stream; an agent's events have theirs under "agent/".
+            self = kind ?? (event.withStreamID { $0.begins(with: "agent/") } ? .emitted : .other)
+        }
+    }
+}
