@@ -40,6 +40,9 @@ public final class AgentContext<A: AgentActor> {
     private let baseLogger: Logger
     /// Made once per message rather than per emitted event.
     private lazy var streamID = agentID.streamID
+    /// Looked up once per message rather than per ask or event.
+    private lazy var reissues = message.reissues
+    private lazy var namesEvents = session.namesEvents
     /// Seeded on the first draw: the seed costs a SHA-256, and most handlers draw nothing.
     private lazy var generator = DeterministicGenerator(seed: "\(message.seedID)\u{0}\(now.nanosecondsSinceEpoch)")
 
@@ -63,7 +66,8 @@ public final class AgentContext<A: AgentActor> {
         emitCount += 1
         pending.append(EmittedEvent(
             type: event.eventType, streamID: streamID,
-            messageID: Identifiers.event(message.messageID, emitCount), causationID: message.messageID,
+            messageID: namesEvents ? Identifiers.event(message.messageID, emitCount) : "",
+            causationID: message.messageID,
             payload: payload))
         agent.assumeIsolated { $0.state.apply(event) }
     }
@@ -147,7 +151,7 @@ public final class AgentContext<A: AgentActor> {
         askCount += 1
         var headers: [String: String] = [:]
         if let key { headers[AgentMessage.keyHeader] = key }
-        if message.reissues { headers[Envelope.reissueHeader] = "1" }
+        if reissues { headers[Envelope.reissueHeader] = "1" }
         let events = pending
         pending.removeAll()
         return OutgoingAsk(

@@ -61,9 +61,14 @@ protocol AgentSession: Sendable {
     func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply
     /// Sends a partial reply to the message being handled.
     func partial(_ payload: Payload)
+    /// Whether emitted events need their ids made: the log needs them, while a replay compares
+    /// events by type and payload, and their ids follow from the message's anyway.
+    var namesEvents: Bool { get }
 }
 
 extension AgentSession {
     /// Replays compare asks, events and replies; partial replies go nowhere.
     func partial(_ payload: Payload) {}
+
+    var namesEvents: Bool { true }
 }

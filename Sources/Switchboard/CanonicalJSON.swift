@@ -40,6 +40,8 @@ enum CanonicalJSON {
     /// What an encoder produced; objects and arrays are boxes, so nested containers can fill them later.
     fileprivate enum Tree {
         case text([UInt8])
+        /// A number or literal, written as it is: most are short enough for a string without storage.
+        case bare(String)
         case object(ObjectBox)
         case array(ArrayBox)
 
@@ -51,6 +53,8 @@ enum CanonicalJSON {
             switch self {
             case .text(let bytes):
                 out.append(contentsOf: bytes)
+            case .bare(let text):
+                out.append(contentsOf: text.utf8)
             case .object(let box):
                 out.append(UInt8(ascii: "{"))
                 let members = box.members.count < 2 ? box.members : box.members.sorted {
@@ -147,11 +151,11 @@ enum CanonicalJSON {
         return .text(out)
     }
 
-    fileprivate static func number(_ value: some BinaryInteger) -> Tree { .text(Array(value.description.utf8)) }
+    fileprivate static func number(_ value: some BinaryInteger) -> Tree { .bare(value.description) }
 
-    fileprivate static func boolean(_ value: Bool) -> Tree { .text(Array((value ? "true" : "false").utf8)) }
+    fileprivate static func boolean(_ value: Bool) -> Tree { .bare(value ? "true" : "false") }
 
-    fileprivate static var null: Tree { .text(Array("null".utf8)) }
+    fileprivate static var null: Tree { .bare("null") }
 
     /// The tree of any value, through its own `encode(to:)` for all but the scalars written here.
     fileprivate static func tree<T: Encodable>(_ value: T, path: [any CodingKey], state: State) throws -> Tree {

@@ -42,20 +42,21 @@ enum Reexecution {
                 var jobs: [AgentID: [Job]] = [:]
                 // Runs of messages to one instance are common: gathered without a lookup each.
                 var streak: (id: AgentID, jobs: [Job])?
-                for input in ready.requests {
+                for slot in ready.requests.indices {
                     let current = index
                     index += 1
+                    let service = ready.requests[slot].service
                     // A fork's requests answered from its parent's log were handled in the parent run.
-                    guard !input.forked, let type = registry[input.service] else { continue }
+                    guard !ready.requests[slot].forked, registry.index(forKey: service) != nil else { continue }
                     // Messages are read in the run's order: none after this one can diverge earlier.
-                    if !allowDrift && checked.drifted.contains(input.service) || !limit.admits(input.position) {
+                    if !allowDrift && checked.drifted.contains(service) || !limit.admits(ready.requests[slot].position) {
                         stopped = true
                         break
                     }
-                    let id = AgentID(type: input.service, key: input.message.key)
+                    let id = AgentID(type: service, key: ready.requests[slot].message.key)
                     if streak?.id != id {
                         if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
-                        if lanes[id] == nil {
+                        if lanes[id] == nil, let type = registry[service] {
                             let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
                             lanes[id] = lane
                             group.addTask {
@@ -65,7 +66,7 @@ enum Reexecution {
                         }
                         streak = (id, [])
                     }
-                    streak?.jobs.append(Job(index: current, request: input))
+                    streak?.jobs.append(Job(index: current, message: .init(batch: ready.requests, slot: slot)))
                 }
                 if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
                 for (id, batch) in jobs { lanes[id]?.yield(batch) }
@@ -80,7 +81,7 @@ enum Reexecution {
     /// One message handed to a lane.
     private struct Job: Sendable {
         var index: Int
-        var request: RunHistory.Request
+        var message: RunHistory.Taken
     }
 
     /// The messages after the first `index`, up to 64, each with its service's lock entry (recorded
@@ -114,22 +115,23 @@ enum Reexecution {
         do {
             lane: for await batch in batches {
                 for job in batch {
-                    current = (job.index, job.request.position)
-                    guard limit.admits(job.request.position) else { break lane }
+                    let position = job.message.request.position
+                    current = (job.index, position)
+                    guard limit.admits(position) else { break lane }
                     if !restored {
-                        let earlier = try Replayer.events(of: instance.id, before: job.request.position, in: log)
+                        let earlier = try Replayer.events(of: instance.id, before: position, in: log)
                         if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                         restored = true
                     }
-                    var message = job.request.message
+                    var message = job.message.request.message
+                    let received = job.message.request.timestamp
                     // What the router adds to the envelope as it dispatches; the handler sees it live.
-                    message.headers["time"] = String(job.request.timestamp.nanosecondsSinceEpoch)
+                    message.headers["time"] = String(received.nanosecondsSinceEpoch)
                     // A message already replied to is recorded whole: the session needs no second look.
-                    let replied: RunHistory.Request? = if case .reply? = job.request.outcome { job.request } else { nil }
+                    let replied = if case .reply? = job.message.request.outcome { job.message } else { RunHistory.Taken?.none }
                     let session = ReplaySession(feed: feed, agent: instance.id, message: job.index, replied: replied)
                     let outcome = await instance.handle(
-                        message, now: message.handlerTime(received: job.request.timestamp), session: session,
-                        logger: logger)
+                        message, now: message.handlerTime(received: received), session: session, logger: logger)
                     let result = try await session.finish(outcome: outcome)
                     found.record(job.index, result)
                     if let divergence = result.divergence {

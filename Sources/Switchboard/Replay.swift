@@ -210,14 +210,14 @@ final class ReplaySession: AgentSession, Sendable {
         /// The recorded `sequence`-th ask when read ahead as `ask`, with the emitted events from the
         /// `offset`-th on, up to `pending` of them, that the log holds before it.
         func answer(_ ask: OutgoingAsk, sequence: Int, offset: Int, pending: Int)
-            -> (RunHistory.Request, [RunHistory.Emitted])?
+            -> (RunHistory.Taken, ArraySlice<RunHistory.Emitted>)?
         {
             let slot = sequence - first
             guard slot >= 0, slot < asks.count, offset >= eventsFrom,
                   asks[slot].message.messageID == ask.messageID else { return nil }
-            let found = asks[slot]
+            let before = asks[slot].position
             let events = events.dropFirst(offset - eventsFrom).prefix(pending)
-            return (found, Array(events.prefix { $0.position < found.position }))
+            return (RunHistory.Taken(batch: asks, slot: slot), events.prefix { $0.position < before })
         }
     }
 
@@ -226,10 +226,10 @@ final class ReplaySession: AgentSession, Sendable {
     /// The index of the recorded message being handled.
     private let message: Int
     /// The recorded message when its reply had been read before it was re-executed.
-    private let replied: RunHistory.Request?
+    private let replied: RunHistory.Taken?
     private let progress = Mutex(Progress())
 
-    init(feed: HistoryFeed, agent: AgentID, message: Int, replied: RunHistory.Request?) {
+    init(feed: HistoryFeed, agent: AgentID, message: Int, replied: RunHistory.Taken?) {
         self.feed = feed
         self.agentID = agent
         self.message = message
@@ -237,6 +237,8 @@ final class ReplaySession: AgentSession, Sendable {
     }
 
     private var agent: String { agentID.description }
+
+    var namesEvents: Bool { false }
 
     struct Result: Sendable {
         var divergence: ReplayDivergence?
@@ -255,8 +257,8 @@ final class ReplaySession: AgentSession, Sendable {
                                                    pending: progress.emitted.count)
             return (progress.asks, progress.eventsChecked, progress.emitted.count, answer)
         }
-        let found: RunHistory.Request?
-        let recordedEvents: [RunHistory.Emitted]
+        let found: RunHistory.Taken?
+        let recordedEvents: ArraySlice<RunHistory.Emitted>
         var asked = 0
         var parentOutcome: RunHistory.Outcome?
         if let readAhead {
@@ -271,12 +273,15 @@ final class ReplaySession: AgentSession, Sendable {
                 guard let index = Self.find(ask, sequence: sequence, of: message, in: history) else { return false }
                 return history.requests[index].outcome != nil
             }) { history, _ in
-                let found = Self.find(ask, sequence: sequence, of: message, in: history).map { history.requests[$0] }
+                let found = Self.find(ask, sequence: sequence, of: message, in: history).map {
+                    RunHistory.Taken(batch: [history.requests[$0]], slot: 0)
+                }
                 // The router logs the events an ask carries just before the ask itself.
-                let before = found?.position ?? 0
+                let before = found?.request.position ?? 0
                 let recorded = history.requests[message]
-                let events = recorded.emitted.dropFirst(offset).prefix(pending)
-                return (found, recorded.asks.count, recorded.outcome, Array(events.prefix { $0.position < before }),
+                // Copied: a slice would share the history's array, which the reading thread then copies whole to append.
+                let events = ArraySlice(recorded.emitted.dropFirst(offset).prefix(pending).prefix { $0.position < before })
+                return (found, recorded.asks.count, recorded.outcome, events,
                         Self.readAhead(after: sequence, of: message, from: offset, in: history))
             }
             progress.withLock { $0.readAhead = ahead }
@@ -287,7 +292,7 @@ final class ReplaySession: AgentSession, Sendable {
             let end = min(offset + recordedEvents.count, start + progress.emitted.count)
             guard start < end else { return }
             if let divergence = compare(progress.emitted[..<(end - start)], from: start,
-                                        with: recordedEvents[(start - offset)...]) {
+                                        with: recordedEvents.dropFirst(start - offset)) {
                 if progress.divergence == nil { progress.divergence = divergence }
                 throw divergence
             }
@@ -295,7 +300,7 @@ final class ReplaySession: AgentSession, Sendable {
             progress.eventsChecked = end
             progress.checked += end - start
         }
-        guard let recorded = found else {
+        guard let found else {
             if case .reply(let position, _)? = parentOutcome {
                 throw fail(position, "\(asked) asks, then the reply", "ask #\(sequence) to \(ask.service)")
             }
@@ -305,6 +310,12 @@ final class ReplaySession: AgentSession, Sendable {
             progress.withLock { $0.unfinished = true }
             throw EndOfRecord()
         }
+        return try answer(ask, sequence: sequence, with: found.request, onPartial: onPartial)
+    }
+
+    /// Checks `ask`, the handler's `sequence`-th, against `recorded` and answers it as the log does.
+    private func answer(_ ask: OutgoingAsk, sequence: Int, with recorded: borrowing RunHistory.Request,
+                        onPartial: (@Sendable (Payload) -> Void)?) throws -> AskReply {
         // The payloads' digests are what the report shows; equal bytes are equal digests.
         guard recorded.service == ask.service, Self.sameBytes(recorded.message.frames, ask.frames) else {
             let recordedHash = SHA256Digest.of(recorded.message.frames.joined())
@@ -378,22 +389,31 @@ final class ReplaySession: AgentSession, Sendable {
             Self.append(handlerEventsOf: outcome.events, to: &progress.emitted)
             return progress
         }
-        var result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
+        let result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
         if result.divergence != nil || state.unfinished { return result }
+        if let replied, replied.request.asks.count <= state.asks {
+            // The reply's position ends the record.
+            return conclude(result, state: state, outcome: outcome, recorded: replied.request, lastPosition: 0,
+                            missing: nil)
+        }
         let message = self.message
         // The record, its last position, and the first recorded ask the re-execution did not make.
-        let (recorded, lastPosition, missing): (RunHistory.Request, UInt64, (position: UInt64, service: String)?)
-        if let replied, replied.asks.count <= state.asks {
-            (recorded, lastPosition, missing) = (replied, 0, nil)  // the reply's position ends the record
-        } else {
-            (recorded, lastPosition, missing) = try await feed.read(until: { $0.requests[message].outcome != nil }) {
-                history, _ in
-                let recorded = history.requests[message]
-                let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
-                return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
-            }
+        let (recorded, lastPosition, missing) = try await feed.read(until: { $0.requests[message].outcome != nil }) {
+            history, _ in
+            let recorded = history.requests[message]
+            let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
+            return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
         }
+        return conclude(result, state: state, outcome: outcome, recorded: recorded, lastPosition: lastPosition,
+                        missing: missing)
+    }
+
+    /// Compares what the handler did after its last ask with `recorded`, the message's record.
+    private func conclude(_ result: Result, state: Progress, outcome: HandlerOutcome,
+                          recorded: borrowing RunHistory.Request, lastPosition: UInt64,
+                          missing: (position: UInt64, service: String)?) -> Result {
+        var result = result
         let recordedOutcome = recorded.outcome
         var endPosition = lastPosition
         switch recordedOutcome {
@@ -408,11 +428,11 @@ final class ReplaySession: AgentSession, Sendable {
             return result
         }
         // The emitted events not compared yet, in order.
-        let recordedEvents = recorded.emitted
         let actual = state.emitted
         let offset = state.eventsChecked
-        let compared = min(actual.count, max(0, recordedEvents.count - offset))
-        if let divergence = compare(actual[..<compared], from: offset, with: recordedEvents[offset...]) {
+        let recordedCount = recorded.emitted.count
+        let compared = min(actual.count, max(0, recordedCount - offset))
+        if let divergence = compare(actual[..<compared], from: offset, with: recorded.emitted[offset...]) {
             result.divergence = divergence
             return result
         }
@@ -426,15 +446,15 @@ final class ReplaySession: AgentSession, Sendable {
         if compared < actual.count {
             let event = actual[compared]
             result.divergence = ReplayDivergence(
-                position: endPosition, agent: agent, expected: "\(recordedEvents.count) emitted events",
+                position: endPosition, agent: agent, expected: "\(recordedCount) emitted events",
                 actual: "event #\(offset + compared + 1) \(event.type) \(Self.show([event.payload]))")
             return result
         }
-        if recordedEvents.count > offset + actual.count {
-            let recorded = recordedEvents[offset + actual.count]
+        if recordedCount > offset + actual.count {
+            let missed = recorded.emitted[offset + actual.count]
             result.divergence = ReplayDivergence(
-                position: recorded.position, agent: agent,
-                expected: "event #\(offset + actual.count + 1) \(recorded.type)", actual: "no further event")
+                position: missed.position, agent: agent,
+                expected: "event #\(offset + actual.count + 1) \(missed.type)", actual: "no further event")
             return result
         }
         // The reply.

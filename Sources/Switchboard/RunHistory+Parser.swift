@@ -38,7 +38,9 @@ extension RunHistory {
                 table.insert(index, hash: hash) { [ids] in ids[$0] == messageID }
                 remember(index)
                 // The "time" header the router adds at dispatch is set where the message is re-executed.
-                let message = AgentMessage(messageID: messageID, runID: runID, causationID: event.causationID,
+                // A found cause's id is the causation id: the string is shared rather than made again.
+                let message = AgentMessage(messageID: messageID, runID: runID,
+                                           causationID: cause.map { ids[$0] } ?? event.causationID,
                                            attempt: 1, frames: frames, headers: headers)
                 kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked,
                                 hash: hash)

@@ -42,6 +42,18 @@ struct RunHistory: Sendable {
         var emitted: [Emitted] = []
     }
 
+    /// A request as replay took it from the history: its batch, shared, and its place there. A
+    /// request copied for each job and session would cost more retains and releases than its replay.
+    struct Taken: Sendable {
+        let batch: [Request]
+        let slot: Int
+
+        /// The request, read in place.
+        var request: Request {
+            _read { yield batch[slot] }
+        }
+    }
+
     enum Outcome: Sendable {
         case reply(position: UInt64, frames: [[UInt8]])
         case failed(position: UInt64, code: String, message: String)

@@ -74,28 +74,33 @@ public struct Envelope: Sendable, Hashable {
 
     /// Decodes an envelope frame; throws ``WireError/Code/malformed`` for anything else.
     public init(decoding frame: [UInt8]) throws {
-        var reader = try Reader(envelope: frame)
-        messageID = try reader.shortString()
-        runID = try reader.shortString()
-        causationID = try reader.shortString()
-        attempt = try reader.integer(UInt32.self)
-        deadline = Int64(bitPattern: try reader.integer(UInt64.self))
-        headers = try reader.headers()
+        self = try frame.withUnsafeBytes { raw in
+            var reader = try Reader(envelope: raw)
+            let messageID = try reader.shortString()
+            let runID = try reader.shortString()
+            let causationID = try reader.shortString()
+            let attempt = try reader.integer(UInt32.self)
+            let deadline = Int64(bitPattern: try reader.integer(UInt64.self))
+            return Envelope(messageID: messageID, runID: runID, causationID: causationID, attempt: attempt,
+                            deadline: deadline, headers: try reader.headers())
+        }
     }
 
     /// Only the headers of an envelope frame, skipping its ids (replay reads one per logged
     /// message); throws ``WireError/Code/malformed`` as ``init(decoding:)`` does.
     public static func headers(decoding frame: [UInt8]) throws -> [String: String] {
-        var reader = try Reader(envelope: frame)
-        for _ in 0..<3 {
-            // Ids are checked as UTF-8, as the full decoding does, but made into strings only when not ASCII.
-            let id = try reader.take(Int(try reader.integer(UInt8.self)))
-            if id.contains(where: { $0 >= 0x80 }), String(validating: id, as: UTF8.self) == nil {
-                throw WireError(.malformed, "envelope text is not UTF-8")
+        try frame.withUnsafeBytes { raw in
+            var reader = try Reader(envelope: raw)
+            for _ in 0..<3 {
+                // Ids are checked as UTF-8, as the full decoding does, but made into strings only when not ASCII.
+                let id = try reader.take(Int(try reader.integer(UInt8.self)))
+                if id.contains(where: { $0 >= 0x80 }), String(validating: id, as: UTF8.self) == nil {
+                    throw WireError(.malformed, "envelope text is not UTF-8")
+                }
             }
+            _ = try reader.take(12)  // attempt and deadline
+            return try reader.headers()
         }
-        _ = try reader.take(12)  // attempt and deadline
-        return try reader.headers()
     }
 
     private static func appendShort(_ value: String, to out: inout [UInt8]) throws {
@@ -105,12 +110,13 @@ public struct Envelope: Sendable, Hashable {
         out.append(contentsOf: bytes)
     }
 
+    /// Reads a frame in place: slices of an array would retain and release it for every field.
     private struct Reader {
-        let bytes: [UInt8]
+        let bytes: UnsafeRawBufferPointer
         var index = 0
 
         /// A reader past the magic of an envelope frame.
-        init(envelope frame: [UInt8]) throws {
+        init(envelope frame: UnsafeRawBufferPointer) throws {
             bytes = frame
             guard try take(4).elementsEqual(Envelope.magic) else {
                 throw WireError(.malformed, "not an envelope (bad magic)")
@@ -131,15 +137,18 @@ public struct Envelope: Sendable, Hashable {
 
         var isAtEnd: Bool { index == bytes.count }
 
-        mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
+        mutating func take(_ count: Int) throws -> UnsafeRawBufferPointer {
             guard count >= 0, bytes.count - index >= count else { throw WireError(.malformed, "envelope is truncated") }
             defer { index += count }
-            return bytes[index..<index + count]
+            return UnsafeRawBufferPointer(rebasing: bytes[index..<index + count])
         }
 
+        /// A little-endian integer.
         mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
             let slice = try take(MemoryLayout<T>.size)
-            return slice.reversed().reduce(T(0)) { $0 << 8 | T($1) }
+            var value = T(0)
+            for (shift, byte) in slice.enumerated() { value |= T(byte) << (shift * 8) }
+            return value
         }
 
         mutating func string(_ count: Int) throws -> String {

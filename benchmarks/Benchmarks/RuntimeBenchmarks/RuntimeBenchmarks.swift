@@ -74,11 +74,12 @@ func recordRun(in directory: String) async throws -> (EventLog, String) {
 
 let benchmarks: @Sendable () -> Void = {
     // One iteration replays the whole recorded run; the custom metric reports events per second.
+    // Recording takes about half a minute of the duration: 60 s leave room for 10 samples.
     Benchmark(
         "Runtime.replay.100kEvents",
         configuration: .init(metrics: [.wallClock, .custom("events/s", polarity: .prefersLarger,
                                                             useScalingFactor: false)],
-                             maxDuration: .seconds(30), maxIterations: 10)
+                             maxDuration: .seconds(60), maxIterations: 10)
     ) { benchmark in
         let directory = NSTemporaryDirectory() + "/switchboard-bench-replay-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
