@@ -91,6 +91,7 @@ extension EventLog {
                 guard let position = IndexKeys.decodePosition(current.key) else {
                     throw EventLogError(.corruptRecord, "events database holds a key of \(current.key.count) bytes")
                 }
+                Cursor.prefetchFollowing(current.value)
                 guard try body(try RecordView(current.value, position: position)) else { return }
                 entry = try cursor.next()
             }
@@ -136,6 +137,7 @@ extension EventLog {
                     else {
                         throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
                     }
+                    Cursor.prefetchFollowing(bytes)
                     guard try body(try RecordView(bytes, position: target)) else { return }
                     entry = try cursor.next()
                 }
