@@ -53,7 +53,7 @@ enum Reexecution {
                         stopped = true
                         break
                     }
-                    let id = AgentID(type: service, key: ready.requests[slot].message.key)
+                    let id = AgentID(type: service, key: ready.requests[slot].received.key)
                     if streak?.id != id {
                         if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
                         if lanes[id] == nil, let type = registry[service] {
@@ -123,10 +123,8 @@ enum Reexecution {
                         if !earlier.isEmpty { try await instance.restore(snapshot: nil, events: earlier) }
                         restored = true
                     }
-                    var message = job.message.request.message
+                    let message = job.message.request.message
                     let received = job.message.request.timestamp
-                    // What the router adds to the envelope as it dispatches; the handler sees it live.
-                    message.headers["time"] = String(received.nanosecondsSinceEpoch)
                     // A message already replied to is recorded whole: the session needs no second look.
                     let replied = if case .reply? = job.message.request.outcome { job.message } else { RunHistory.Taken?.none }
                     let session = ReplaySession(feed: feed, agent: instance.id, message: job.index, replied: replied)

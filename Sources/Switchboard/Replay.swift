@@ -296,7 +296,12 @@ final class ReplaySession: AgentSession, Sendable {
                 if progress.divergence == nil { progress.divergence = divergence }
                 throw divergence
             }
-            progress.emitted.removeFirst(end - start)
+            // All compared is the common case: the events may be the ask's own, shared, not to be copied.
+            if end - start == progress.emitted.count {
+                progress.emitted = []
+            } else {
+                progress.emitted.removeFirst(end - start)
+            }
             progress.eventsChecked = end
             progress.checked += end - start
         }
@@ -310,34 +315,37 @@ final class ReplaySession: AgentSession, Sendable {
             progress.withLock { $0.unfinished = true }
             throw EndOfRecord()
         }
-        return try answer(ask, sequence: sequence, with: found.request, onPartial: onPartial)
+        return try answer(ask, sequence: sequence, with: found, onPartial: onPartial)
     }
 
     /// Checks `ask`, the handler's `sequence`-th, against `recorded` and answers it as the log does.
-    private func answer(_ ask: OutgoingAsk, sequence: Int, with recorded: borrowing RunHistory.Request,
+    /// The record is read in place in its batch: a copy of it would retain and release all it holds.
+    private func answer(_ ask: OutgoingAsk, sequence: Int, with taken: RunHistory.Taken,
                         onPartial: (@Sendable (Payload) -> Void)?) throws -> AskReply {
+        let (recorded, slot) = (taken.batch, taken.slot)
         // The payloads' digests are what the report shows; equal bytes are equal digests.
-        guard recorded.service == ask.service, Self.sameBytes(recorded.message.frames, ask.frames) else {
-            let recordedHash = SHA256Digest.of(recorded.message.frames.joined())
+        guard recorded[slot].service == ask.service, Self.sameBytes(recorded[slot].message.frames, ask.frames) else {
+            let recordedHash = SHA256Digest.of(recorded[slot].message.frames.joined())
             let actualHash = SHA256Digest.of(ask.frames.joined())
-            throw fail(recorded.position,
-                       "ask #\(sequence) to \(recorded.service) with payload \(Self.show(recorded.message.frames)) "
+            throw fail(recorded[slot].position,
+                       "ask #\(sequence) to \(recorded[slot].service) with payload "
+                           + "\(Self.show(recorded[slot].message.frames)) "
                            + "(sha256 \(recordedHash.description.prefix(16)))",
                        "ask #\(sequence) to \(ask.service) with payload \(Self.show(ask.frames)) "
                            + "(sha256 \(actualHash.description.prefix(16)))")
         }
         progress.withLock { $0.checked += 1 }
-        for partial in recorded.partials { onPartial?(Payload(bytes: partial)) }
-        switch recorded.outcome {
+        for partial in recorded[slot].partials { onPartial?(Payload(bytes: partial)) }
+        switch recorded[slot].outcome {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
-            if recorded.errorReply,
+            if recorded[slot].errorReply,
                let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
                                     frames: frames) {
                 throw error
             }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
-                            partials: recorded.partials.map(Payload.init(bytes:)))
+                            partials: recorded[slot].partials.map(Payload.init(bytes:)))
         case .failed(_, let code, let message)?:
             progress.withLock { $0.checked += 1 }
             throw AskError(service: ask.service, code: code, message: message)
@@ -392,10 +400,9 @@ final class ReplaySession: AgentSession, Sendable {
         let result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
         if result.divergence != nil || state.unfinished { return result }
-        if let replied, replied.request.asks.count <= state.asks {
+        if let replied, replied.batch[replied.slot].asks.count <= state.asks {
             // The reply's position ends the record.
-            return conclude(result, state: state, outcome: outcome, recorded: replied.request, lastPosition: 0,
-                            missing: nil)
+            return conclude(result, state: state, outcome: outcome, recorded: replied, lastPosition: 0, missing: nil)
         }
         let message = self.message
         // The record, its last position, and the first recorded ask the re-execution did not make.
@@ -405,16 +412,18 @@ final class ReplaySession: AgentSession, Sendable {
             let missing = recorded.asks.count > state.asks ? history.requests[recorded.asks[state.asks]] : nil
             return (recorded, history.lastPosition, missing.map { (position: $0.position, service: $0.service) })
         }
-        return conclude(result, state: state, outcome: outcome, recorded: recorded, lastPosition: lastPosition,
-                        missing: missing)
+        return conclude(result, state: state, outcome: outcome, recorded: RunHistory.Taken(batch: [recorded], slot: 0),
+                        lastPosition: lastPosition, missing: missing)
     }
 
     /// Compares what the handler did after its last ask with `recorded`, the message's record.
     private func conclude(_ result: Result, state: Progress, outcome: HandlerOutcome,
-                          recorded: borrowing RunHistory.Request, lastPosition: UInt64,
+                          recorded taken: RunHistory.Taken, lastPosition: UInt64,
                           missing: (position: UInt64, service: String)?) -> Result {
         var result = result
-        let recordedOutcome = recorded.outcome
+        // Read in place in its batch, as ``answer(_:sequence:with:onPartial:)`` reads its record.
+        let (recorded, slot) = (taken.batch, taken.slot)
+        let recordedOutcome = recorded[slot].outcome
         var endPosition = lastPosition
         switch recordedOutcome {
         case .reply(let position, _)?, .failed(let position, _, _)?: endPosition = position
@@ -430,9 +439,9 @@ final class ReplaySession: AgentSession, Sendable {
         // The emitted events not compared yet, in order.
         let actual = state.emitted
         let offset = state.eventsChecked
-        let recordedCount = recorded.emitted.count
+        let recordedCount = recorded[slot].emitted.count
         let compared = min(actual.count, max(0, recordedCount - offset))
-        if let divergence = compare(actual[..<compared], from: offset, with: recorded.emitted[offset...]) {
+        if let divergence = compare(actual[..<compared], from: offset, with: recorded[slot].emitted[offset...]) {
             result.divergence = divergence
             return result
         }
@@ -451,7 +460,7 @@ final class ReplaySession: AgentSession, Sendable {
             return result
         }
         if recordedCount > offset + actual.count {
-            let missed = recorded.emitted[offset + actual.count]
+            let missed = recorded[slot].emitted[offset + actual.count]
             result.divergence = ReplayDivergence(
                 position: missed.position, agent: agent,
                 expected: "event #\(offset + actual.count + 1) \(missed.type)", actual: "no further event")
@@ -498,7 +507,13 @@ final class ReplaySession: AgentSession, Sendable {
 
     /// Appends the events the handler emitted: snapshots are the host's bookkeeping, not its output.
     private static func append(handlerEventsOf events: [EmittedEvent], to list: inout [EmittedEvent]) {
-        for event in events where event.type != StateService.snapshotType { list.append(event) }
+        let snapshot = StateService.snapshotType
+        // Shared rather than copied one by one when there is nothing to leave out or add to (most asks).
+        if list.isEmpty, !events.contains(where: { $0.type == snapshot }) {
+            list = events
+            return
+        }
+        for event in events where event.type != snapshot { list.append(event) }
     }
 
     /// Whether two bodies hold the same bytes, frame boundaries aside.

@@ -30,14 +30,16 @@ extension RunHistory {
             let cause = event.withCausationID { self.cause($0) }
             switch EventKind(event) {
             case .request:
-                guard let (service, frames, forked, headers) = event.withPayload({ request($0) }) else { return nil }
+                guard let (service, frames, forked, envelope) = event.withPayload({ request($0) }) else { return nil }
+                var headers = envelope
+                // What the router adds to the envelope as it dispatches; the handler sees it live.
+                headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
                 let messageID = event.messageID
                 let hash = RequestTable.hash(messageID)
                 let index = ids.count
                 ids.append(messageID)
                 table.insert(index, hash: hash) { [ids] in ids[$0] == messageID }
                 remember(index)
-                // The "time" header the router adds at dispatch is set where the message is re-executed.
                 // A found cause's id is the causation id: the string is shared rather than made again.
                 let message = AgentMessage(messageID: messageID, runID: runID,
                                            causationID: cause.map { ids[$0] } ?? event.causationID,

@@ -14,6 +14,8 @@ struct RunHistory: Sendable {
             let service: String
             let timestamp: Timestamp
             let message: AgentMessage
+            /// The message's instance key, looked up once: replay routes each message by it.
+            let key: String
             /// Answered from a parent run's log when this run was forked from it.
             let forked: Bool
 
@@ -22,6 +24,7 @@ struct RunHistory: Sendable {
                 self.service = service
                 self.timestamp = timestamp
                 self.message = message
+                self.key = message.key
                 self.forked = forked
             }
         }
