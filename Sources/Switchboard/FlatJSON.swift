@@ -77,7 +77,9 @@ struct FlatJSON {
                     let start = index + 1
                     var close = start
                     while close < end, value[close] != UInt8(ascii: "\"") { close += 1 }
-                    guard close < end, body(UnsafeRawBufferPointer(rebasing: value[start..<close])) else { return false }
+                    guard close < end, body(UnsafeRawBufferPointer(rebasing: value[start..<close])) else {
+                        return false
+                    }
                     index = close + 1
                 } else if byte == UInt8(ascii: ",") || FlatJSON.isSpace(byte) {
                     index += 1

@@ -49,7 +49,8 @@ enum Reexecution {
                     // A fork's requests answered from its parent's log were handled in the parent run.
                     guard !ready.requests[slot].forked, registry.index(forKey: service) != nil else { continue }
                     // Messages are read in the run's order: none after this one can diverge earlier.
-                    if !allowDrift && checked.drifted.contains(service) || !limit.admits(ready.requests[slot].position) {
+                    let position = ready.requests[slot].position
+                    if !allowDrift && checked.drifted.contains(service) || !limit.admits(position) {
                         stopped = true
                         break
                     }
@@ -126,7 +127,8 @@ enum Reexecution {
                     let message = job.message.request.message
                     let received = job.message.request.timestamp
                     // A message already replied to is recorded whole: the session needs no second look.
-                    let replied = if case .reply? = job.message.request.outcome { job.message } else { RunHistory.Taken?.none }
+                    var replied: RunHistory.Taken?
+                    if case .reply? = job.message.request.outcome { replied = job.message }
                     let session = ReplaySession(feed: feed, agent: instance.id, message: job.index, replied: replied)
                     let outcome = await instance.handle(
                         message, now: message.handlerTime(received: received), session: session, logger: logger)

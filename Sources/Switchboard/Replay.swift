@@ -279,8 +279,10 @@ final class ReplaySession: AgentSession, Sendable {
                 // The router logs the events an ask carries just before the ask itself.
                 let before = found?.request.position ?? 0
                 let recorded = history.requests[message]
-                // Copied: a slice would share the history's array, which the reading thread then copies whole to append.
-                let events = ArraySlice(recorded.emitted.dropFirst(offset).prefix(pending).prefix { $0.position < before })
+                // Copied: a slice would share the history's array, which the reading thread would then
+                // copy whole to append to it.
+                let pendingEvents = recorded.emitted.dropFirst(offset).prefix(pending)
+                let events = Array(pendingEvents.prefix { $0.position < before })[...]
                 return (found, recorded.asks.count, recorded.outcome, events,
                         Self.readAhead(after: sequence, of: message, from: offset, in: history))
             }
