@@ -25,10 +25,13 @@ extension RunHistory {
 
         /// What `event` adds to the history; nil for events replay does not use.
         mutating func parse(_ event: EventView) -> Parsed? {
+            let eventKind = EventKind(event)
+            if eventKind == .other { return nil }
             let kind: Parsed.Kind
-            // The cause first: a request naming itself as its cause must not find itself.
-            let cause = event.withCausationID { self.cause($0) }
-            switch EventKind(event) {
+            // The cause first: a request naming itself as its cause must not find itself. A lock
+            // entry needs none, and must not reorder the requests found last.
+            let cause = eventKind == .lock ? nil : event.withCausationID { self.cause($0) }
+            switch eventKind {
             case .request:
                 guard let (service, frames, forked, envelope) = event.withPayload({ request($0) }) else { return nil }
                 var headers = envelope
