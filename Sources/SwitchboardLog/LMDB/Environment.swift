@@ -41,8 +41,10 @@ final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
             try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
             try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
-            var flags = options.flags | sb_lmdb_notls | sb_lmdb_nordahead
-            if options.readOnly { flags |= sb_lmdb_rdonly }
+            var flags = options.flags | sb_lmdb_notls
+            // Readers walk the log in order (replay, dump, verify), so the kernel's read-ahead pays
+            // when the log is not in the page cache; the writer's reads are scattered.
+            flags |= options.readOnly ? sb_lmdb_rdonly : sb_lmdb_nordahead
             try LMDBError.check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open(\(path))")
         } catch {
             // mdb_env_close releases a half-created environment too.
