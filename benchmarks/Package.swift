@@ -28,15 +28,37 @@ let package = Package(
         .executableTarget(
             name: "RuntimeBenchmarks",
             dependencies: [
+                "ReplayFixture",
                 .product(name: "Switchboard", package: root),
                 .product(name: "SwitchboardLog", package: root),
-                .product(name: "SwitchboardRouter", package: root),
-                .product(name: "SwitchboardWire", package: root),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/RuntimeBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The run the replay benchmark records, and a tool that replays it in rounds for side-by-side
+        // comparisons of two builds (scripts/bench-replay-ab.sh).
+        .target(
+            name: "ReplayFixture",
+            dependencies: [
+                .product(name: "Switchboard", package: root),
+                .product(name: "SwitchboardLog", package: root),
+                .product(name: "SwitchboardRouter", package: root),
+                .product(name: "SwitchboardWire", package: root),
+            ],
+            path: "Sources/ReplayFixture",
+            swiftSettings: [.swiftLanguageMode(.v6), .enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .executableTarget(
+            name: "ReplayRounds",
+            dependencies: [
+                "ReplayFixture",
+                .product(name: "Switchboard", package: root),
+                .product(name: "SwitchboardLog", package: root),
+            ],
+            path: "Sources/ReplayRounds",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )
