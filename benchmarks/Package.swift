@@ -5,6 +5,10 @@ import PackageDescription
 
 // A path dependency is named after its directory, which depends on where the repository was cloned.
 let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "switchboard"
+/// What the targets that replay `ReplayFixture`'s run import.
+let replaying: [Target.Dependency] = [
+    "ReplayFixture", .product(name: "Switchboard", package: root), .product(name: "SwitchboardLog", package: root),
+]
 
 let package = Package(
     name: "switchboard-benchmarks",
@@ -27,12 +31,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RuntimeBenchmarks",
-            dependencies: [
-                "ReplayFixture",
-                .product(name: "Switchboard", package: root),
-                .product(name: "SwitchboardLog", package: root),
-                .product(name: "Benchmark", package: "benchmark"),
-            ],
+            dependencies: replaying + [.product(name: "Benchmark", package: "benchmark")],
             path: "Benchmarks/RuntimeBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -52,11 +51,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ReplayRounds",
-            dependencies: [
-                "ReplayFixture",
-                .product(name: "Switchboard", package: root),
-                .product(name: "SwitchboardLog", package: root),
-            ],
+            dependencies: replaying,
             path: "Sources/ReplayRounds",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -45,16 +45,17 @@ enum Reexecution {
                 for slot in ready.requests.indices {
                     let current = index
                     index += 1
-                    let service = ready.requests[slot].service
+                    let taken = RunHistory.Taken(batch: ready.requests, slot: slot)
+                    let service = taken.request.service
                     // A fork's requests answered from its parent's log were handled in the parent run.
-                    guard !ready.requests[slot].forked, registry.index(forKey: service) != nil else { continue }
+                    guard !taken.request.forked, registry.index(forKey: service) != nil else { continue }
                     // Messages are read in the run's order: none after this one can diverge earlier.
-                    let position = ready.requests[slot].position
+                    let position = taken.request.position
                     if !allowDrift && checked.drifted.contains(service) || !limit.admits(position) {
                         stopped = true
                         break
                     }
-                    let id = AgentID(type: service, key: ready.requests[slot].received.key)
+                    let id = AgentID(type: service, key: taken.request.received.key)
                     if streak?.id != id {
                         if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
                         if lanes[id] == nil, let type = registry[service] {
@@ -67,7 +68,7 @@ enum Reexecution {
                         }
                         streak = (id, [])
                     }
-                    streak?.jobs.append(Job(index: current, message: .init(batch: ready.requests, slot: slot)))
+                    streak?.jobs.append(Job(index: current, message: taken))
                 }
                 if let (id, batch) = streak.take() { jobs[id, default: []] += batch }
                 for (id, batch) in jobs { lanes[id]?.yield(batch) }

@@ -321,33 +321,33 @@ final class ReplaySession: AgentSession, Sendable {
     }
 
     /// Checks `ask`, the handler's `sequence`-th, against `recorded` and answers it as the log does.
-    /// The record is read in place in its batch: a copy of it would retain and release all it holds.
+    /// The record is read in place in its batch (``RunHistory/Taken/request``): a copy of it would
+    /// retain and release all it holds.
     private func answer(_ ask: OutgoingAsk, sequence: Int, with taken: RunHistory.Taken,
                         onPartial: (@Sendable (Payload) -> Void)?) throws -> AskReply {
-        let (recorded, slot) = (taken.batch, taken.slot)
         // The payloads' digests are what the report shows; equal bytes are equal digests.
-        guard recorded[slot].service == ask.service, Self.sameBytes(recorded[slot].message.frames, ask.frames) else {
-            let recordedHash = SHA256Digest.of(recorded[slot].message.frames.joined())
+        guard taken.request.service == ask.service, Self.sameBytes(taken.request.message.frames, ask.frames) else {
+            let recordedHash = SHA256Digest.of(taken.request.message.frames.joined())
             let actualHash = SHA256Digest.of(ask.frames.joined())
-            throw fail(recorded[slot].position,
-                       "ask #\(sequence) to \(recorded[slot].service) with payload "
-                           + "\(Self.show(recorded[slot].message.frames)) "
+            throw fail(taken.request.position,
+                       "ask #\(sequence) to \(taken.request.service) with payload "
+                           + "\(Self.show(taken.request.message.frames)) "
                            + "(sha256 \(recordedHash.description.prefix(16)))",
                        "ask #\(sequence) to \(ask.service) with payload \(Self.show(ask.frames)) "
                            + "(sha256 \(actualHash.description.prefix(16)))")
         }
         progress.withLock { $0.checked += 1 }
-        for partial in recorded[slot].partials { onPartial?(Payload(bytes: partial)) }
-        switch recorded[slot].outcome {
+        for partial in taken.request.partials { onPartial?(Payload(bytes: partial)) }
+        switch taken.request.outcome {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
-            if recorded[slot].errorReply,
+            if taken.request.errorReply,
                let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
                                     frames: frames) {
                 throw error
             }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,
-                            partials: recorded[slot].partials.map(Payload.init(bytes:)))
+                            partials: taken.request.partials.map(Payload.init(bytes:)))
         case .failed(_, let code, let message)?:
             progress.withLock { $0.checked += 1 }
             throw AskError(service: ask.service, code: code, message: message)
@@ -402,7 +402,7 @@ final class ReplaySession: AgentSession, Sendable {
         let result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
         if result.divergence != nil || state.unfinished { return result }
-        if let replied, replied.batch[replied.slot].asks.count <= state.asks {
+        if let replied, replied.request.asks.count <= state.asks {
             // The reply's position ends the record.
             return conclude(result, state: state, outcome: outcome, recorded: replied, lastPosition: 0, missing: nil)
         }
@@ -424,8 +424,7 @@ final class ReplaySession: AgentSession, Sendable {
                           missing: (position: UInt64, service: String)?) -> Result {
         var result = result
         // Read in place in its batch, as ``answer(_:sequence:with:onPartial:)`` reads its record.
-        let (recorded, slot) = (taken.batch, taken.slot)
-        let recordedOutcome = recorded[slot].outcome
+        let recordedOutcome = taken.request.outcome
         var endPosition = lastPosition
         switch recordedOutcome {
         case .reply(let position, _)?, .failed(let position, _, _)?: endPosition = position
@@ -441,9 +440,9 @@ final class ReplaySession: AgentSession, Sendable {
         // The emitted events not compared yet, in order.
         let actual = state.emitted
         let offset = state.eventsChecked
-        let recordedCount = recorded[slot].emitted.count
+        let recordedCount = taken.request.emitted.count
         let compared = min(actual.count, max(0, recordedCount - offset))
-        if let divergence = compare(actual[..<compared], from: offset, with: recorded[slot].emitted[offset...]) {
+        if let divergence = compare(actual[..<compared], from: offset, with: taken.request.emitted[offset...]) {
             result.divergence = divergence
             return result
         }
@@ -462,7 +461,7 @@ final class ReplaySession: AgentSession, Sendable {
             return result
         }
         if recordedCount > offset + actual.count {
-            let missed = recorded[slot].emitted[offset + actual.count]
+            let missed = taken.request.emitted[offset + actual.count]
             result.divergence = ReplayDivergence(
                 position: missed.position, agent: agent,
                 expected: "event #\(offset + actual.count + 1) \(missed.type)", actual: "no further event")

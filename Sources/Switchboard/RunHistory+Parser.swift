@@ -65,7 +65,7 @@ extension RunHistory {
                 else { return nil }
                 kind = .lock(entry)
             case .other:
-                return nil
+                return nil  // returned before the cause was looked up
             case .emitted:
                 kind = .emitted(type: event.type, payload: event.withPayload { Array($0) })
             }
@@ -153,7 +153,7 @@ extension RunHistory {
     }
 
     /// What an event is to replay, told from its type and stream without making strings.
-    enum EventKind {
+    fileprivate enum EventKind {
         case request, finalReply, partialReply, failed, lock, emitted, other
 
         init(_ event: EventView) {
