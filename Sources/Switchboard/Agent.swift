@@ -112,30 +112,86 @@ public struct AgentID: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A message delivered to an agent.
+///
+/// Its fields live in one shared storage, copied on first write: replay and the host hand a message
+/// on several times per handler, and a copy of its strings, frames and headers each would retain
+/// and release all of them.
 public struct AgentMessage: Sendable {
     /// The router's id for this message: stable across redeliveries.
-    public var messageID: String
-    public var runID: String
+    public var messageID: String {
+        get { storage.messageID }
+        _modify { yield &unique().messageID }
+    }
+    public var runID: String {
+        get { storage.runID }
+        _modify { yield &unique().runID }
+    }
     /// The message that caused it (empty when a client started the run).
-    public var causationID: String
+    public var causationID: String {
+        get { storage.causationID }
+        _modify { yield &unique().causationID }
+    }
     /// 1 for the first delivery, raised on each redelivery.
-    public var attempt: UInt32
+    public var attempt: UInt32 {
+        get { storage.attempt }
+        _modify { yield &unique().attempt }
+    }
     /// The first body frame after the envelope.
-    public var payload: Payload
+    public var payload: Payload {
+        get { storage.payload }
+        _modify { yield &unique().payload }
+    }
     /// Every body frame after the envelope.
-    public var frames: [[UInt8]]
+    public var frames: [[UInt8]] {
+        get { storage.frames }
+        _modify { yield &unique().frames }
+    }
     /// Envelope headers.
-    public var headers: [String: String]
+    public var headers: [String: String] {
+        get { storage.headers }
+        _modify { yield &unique().headers }
+    }
+
+    private var storage: Storage
 
     public init(messageID: String, runID: String, causationID: String = "", attempt: UInt32 = 1,
                 frames: [[UInt8]], headers: [String: String] = [:]) {
-        self.messageID = messageID
-        self.runID = runID
-        self.causationID = causationID
-        self.attempt = attempt
-        self.frames = frames
-        self.payload = Payload(bytes: frames.first ?? [])
-        self.headers = headers
+        storage = Storage(messageID: messageID, runID: runID, causationID: causationID, attempt: attempt,
+                          payload: Payload(bytes: frames.first ?? []), frames: frames, headers: headers)
+    }
+
+    /// The storage, first copied when another message shares it.
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    /// Changed only through ``unique()``, while no other message holds it, so shared storage is never
+    /// written: that is what makes it safe to send.
+    private final class Storage: @unchecked Sendable {
+        var messageID: String
+        var runID: String
+        var causationID: String
+        var attempt: UInt32
+        var payload: Payload
+        var frames: [[UInt8]]
+        var headers: [String: String]
+
+        init(messageID: String, runID: String, causationID: String, attempt: UInt32, payload: Payload,
+             frames: [[UInt8]], headers: [String: String]) {
+            self.messageID = messageID
+            self.runID = runID
+            self.causationID = causationID
+            self.attempt = attempt
+            self.payload = payload
+            self.frames = frames
+            self.headers = headers
+        }
+
+        func copy() -> Storage {
+            Storage(messageID: messageID, runID: runID, causationID: causationID, attempt: attempt, payload: payload,
+                    frames: frames, headers: headers)
+        }
     }
 
     /// The instance key the message is for: the `key` header, or else the run id.

@@ -264,7 +264,8 @@ struct LiveSession: AgentSession {
     let connection: HostConnection
     let request: HostConnection.Incoming
 
-    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+    nonisolated(nonsending) func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws
+        -> AskReply {
         try await connection.ask(ask, onPartial: onPartial)
     }
 

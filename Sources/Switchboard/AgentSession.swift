@@ -58,7 +58,10 @@ public struct AskError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Where a context's asks go.
 protocol AgentSession: Sendable {
-    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply
+    /// Runs on the asking handler's actor until it waits: a hop off the actor and back for each ask
+    /// costs more than an ask a replay answers from the log.
+    nonisolated(nonsending) func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws
+        -> AskReply
     /// Sends a partial reply to the message being handled.
     func partial(_ payload: Payload)
     /// Whether emitted events need their ids made: the log needs them, while a replay compares

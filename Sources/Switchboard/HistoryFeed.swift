@@ -95,7 +95,7 @@ final class HistoryFeed: Sendable {
     /// Waits until `ready` holds for the history read so far, or the whole run is read; then
     /// returns what `body` makes of it (its second argument: the whole run is read).
     /// - Throws: the error that ended the reading of the log.
-    func read<R: Sendable>(until ready: (borrowing RunHistory) -> Bool,
+    nonisolated(nonsending) func read<R: Sendable>(until ready: (borrowing RunHistory) -> Bool,
                            _ body: (borrowing RunHistory, Bool) throws -> R) async throws -> R {
         while true {
             let (result, generation): (R?, Int) = try state.withLock { state in

@@ -91,7 +91,8 @@ final class HostConnection: Sendable {
     }
 
     /// Sends an ask and waits for its FINAL.
-    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+    nonisolated(nonsending) func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws
+        -> AskReply {
         var envelope = Envelope(messageID: ask.messageID, runID: ask.runID, causationID: ask.causationID,
                                 headers: ask.headers)
         if !ask.events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(ask.events.count) }

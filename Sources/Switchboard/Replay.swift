@@ -249,7 +249,8 @@ final class ReplaySession: AgentSession, Sendable {
     /// Thrown to stop a handler whose recorded history ends here (the run was cut short).
     struct EndOfRecord: Error {}
 
-    func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws -> AskReply {
+    nonisolated(nonsending) func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws
+        -> AskReply {
         let (sequence, offset, pending, readAhead) = progress.withLock { progress in
             progress.asks += 1
             Self.append(handlerEventsOf: ask.events, to: &progress.emitted)

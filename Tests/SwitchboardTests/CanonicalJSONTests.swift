@@ -123,6 +123,46 @@ import Testing
         try same(Wide(big: Int128.min, huge: UInt128.max))
     }
 
+    /// Objects of scalars are written straight into their text and sorted only when out of order.
+    struct Scalars: Codable {
+        var zulu: String; var alpha: Int8; var mike: UInt64; var bravo: Bool; var yankee: String?
+        var charlie: Int64; var x: UInt8; var b: String
+    }
+    /// Written partly before a member the direct writer leaves to the tree.
+    struct ScalarsThenList: Codable { var z: String; var m: Int; var a: [Int]; var after: String }
+    struct Keys: Encodable {
+        let names: [String]
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ name: String) { stringValue = name }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for (index, name) in names.enumerated() { try container.encode(index, forKey: Key(name)) }
+        }
+    }
+
+    @Test func objectsOfScalarsInAnyOrderAreWrittenAsFoundationWritesThem() throws {
+        for text in Self.strings {
+            try same(Scalars(zulu: text, alpha: -8, mike: .max, bravo: false, yankee: text, charlie: .min, x: 0,
+                             b: "\(text)\"\\"))
+            try same(Scalars(zulu: "", alpha: 0, mike: 0, bravo: true, yankee: nil, charlie: 1, x: 255, b: text))
+            try same(ScalarsThenList(z: text, m: 1, a: [3, 2], after: text))
+            try same(["b": text, "a": text, "c": "\\", "d": "\"", "e": ",", "f": "}"])
+        }
+        // Keys that need escapes, are not ASCII, repeat, or only look different from an earlier key.
+        for names in [["b", "a"], ["a", "b", "a"], ["q\"", "a"], ["b\\", "a"], ["tab\t", "a"], ["\u{7f}", "a"],
+                      ["é", "e"], ["caf\u{E9}", "cafe\u{301}"], ["z", "y", "x", "z"], ["", "a", ""], ["a", ""],
+                      ["aa", "a", "ab", "A", "_", "0", "~"]] {
+            try same(Keys(names: names))
+        }
+        try same([10: true, 2: false])
+        try same(["x": Optional<Int>.none, "a": 1])
+    }
+
     @Test func reopenedContainersAndEqualKeysAreWrittenAsFoundationWritesThem() throws {
         try same(Reopened())
         var many: [String: Int] = [:]
