@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 import SwitchboardLog
 
-/// Reads the router's event payloads (flat JSON objects of strings, numbers and arrays of base64
-/// strings) without a general JSON decoder: replay reads one per logged message, and must be fast.
+/// Reads the router's JSON event payloads (flat objects of strings, numbers and arrays of base64
+/// strings: lock entries, and message events in logs from before the binary field layout) without a
+/// general JSON decoder: replay reads one per logged message, and must be fast.
 struct FlatJSON {
     private(set) var strings: [String: String] = [:]
     private(set) var arrays: [String: [[UInt8]]] = [:]

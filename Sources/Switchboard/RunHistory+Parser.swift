@@ -33,7 +33,10 @@ extension RunHistory {
             let cause = eventKind == .lock ? nil : event.withCausationID { self.cause($0) }
             switch eventKind {
             case .request:
-                guard let (service, frames, forked, envelope) = event.withPayload({ request($0) }) else { return nil }
+                let fields = event.payloadEncoding == .fields
+                guard let (service, frames, forked, envelope) = event.withPayload({
+                    fields ? request(fields: $0) : request($0)
+                }) else { return nil }
                 var headers = envelope
                 // What the router adds to the envelope as it dispatches; the handler sees it live.
                 headers["time"] = String(event.timestamp.nanosecondsSinceEpoch)
@@ -50,12 +53,15 @@ extension RunHistory {
                 kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked,
                                 hash: hash)
             case .finalReply:
-                guard let (frames, envelope) = event.withPayload({ body($0) }) else { return nil }
+                let fields = event.payloadEncoding == .fields
+                guard let (frames, envelope) = event.withPayload({ fields ? body(fields: $0) : body($0) })
+                else { return nil }
                 // An agent's error reply: its ask threw, and must throw again when replayed.
                 let error = envelope && (try? Envelope.headers(decoding: first))?["status"] == "error"
                 kind = .finalReply(frames: frames, error: error)
             case .partialReply:
-                guard let (frames, _) = event.withPayload({ body($0) }) else { return nil }
+                let fields = event.payloadEncoding == .fields
+                guard let (frames, _) = event.withPayload({ fields ? body(fields: $0) : body($0) }) else { return nil }
                 kind = .partialReply(frames.first ?? [])
             case .failed:
                 guard let json = event.withPayload(FlatJSON.init) else { return nil }
@@ -96,56 +102,99 @@ extension RunHistory {
         }
 
         /// The service, body frames after the envelope, fork mark and envelope headers of a
-        /// `request.received` payload.
+        /// `request.received` payload in JSON (logs written before the binary field layout).
         private mutating func request(_ payload: UnsafeRawBufferPointer)
             -> (String, [[UInt8]], Bool, [String: String])?
         {
             var service: String?
-            var frames: [[UInt8]] = []
-            var headers: [String: String] = [:]
+            var body: ([[UInt8]], Bool)?
             var forked = false
             let valid = FlatJSON.forEach(in: payload) { member in
                 if member.keyIs("service") {
                     service = member.string
                 } else if member.keyIs("body") {
-                    guard let (body, envelope) = self.frames(member) else { return false }
-                    frames = body
-                    headers = envelope ? (try? Envelope.headers(decoding: first)) ?? [:] : [:]
+                    body = frames { each in member.forEachString { each($0) } }
+                    return body != nil
                 } else if member.keyIs("forkedFromRun") {
                     forked = true
                 }
                 return true
             }
             guard valid, let service else { return nil }
-            return (service, frames, forked, headers)
+            return (service, body?.0 ?? [], forked, headers(envelope: body?.1 ?? false))
         }
 
-        /// The body frames after the envelope of a reply payload, and whether an envelope led them.
+        /// The same, from a payload in the binary field layout: the frames are copied, not decoded.
+        private mutating func request(fields payload: UnsafeRawBufferPointer)
+            -> (String, [[UInt8]], Bool, [String: String])?
+        {
+            var service: String?
+            var body: ([[UInt8]], Bool)?
+            var forked = false
+            let valid = FieldsPayload.forEach(in: payload) { field in
+                if field.keyIs("service") {
+                    service = field.string
+                } else if field.keyIs("body") {
+                    body = frames(base64: false) { each in field.forEachFrame { each($0) } }
+                    return body != nil
+                } else if field.keyIs("forkedFromRun") {
+                    forked = true
+                }
+                return true
+            }
+            guard valid, let service else { return nil }
+            return (service, body?.0 ?? [], forked, headers(envelope: body?.1 ?? false))
+        }
+
+        /// The headers of the envelope left in `first`, when there was one.
+        private func headers(envelope: Bool) -> [String: String] {
+            envelope ? (try? Envelope.headers(decoding: first)) ?? [:] : [:]
+        }
+
+        /// The body frames after the envelope of a reply payload in JSON, and whether an envelope led them.
         private mutating func body(_ payload: UnsafeRawBufferPointer) -> ([[UInt8]], Bool)? {
             var result: ([[UInt8]], Bool)?
             let valid = FlatJSON.forEach(in: payload) { member in
                 guard member.keyIs("body") else { return true }
-                result = frames(member)
+                result = frames { each in member.forEachString { each($0) } }
                 return result != nil
             }
             return valid ? result ?? ([], false) : nil
         }
 
-        /// The frames of a body after its envelope, which is left in `first`; whether there was one.
-        private mutating func frames(_ member: FlatJSON.Member) -> ([[UInt8]], Bool)? {
+        /// The same, from a payload in the binary field layout.
+        private mutating func body(fields payload: UnsafeRawBufferPointer) -> ([[UInt8]], Bool)? {
+            var result: ([[UInt8]], Bool)?
+            let valid = FieldsPayload.forEach(in: payload) { field in
+                guard field.keyIs("body") else { return true }
+                result = frames(base64: false) { each in field.forEachFrame { each($0) } }
+                return result != nil
+            }
+            return valid ? result ?? ([], false) : nil
+        }
+
+        /// The frames of a body after its envelope, which is left in `first`, and whether there was
+        /// one; `forEach` hands over each frame as stored, base64 text unless `base64` is false.
+        private mutating func frames(base64: Bool = true,
+                                     _ forEach: ((UnsafeRawBufferPointer) -> Bool) -> Bool) -> ([[UInt8]], Bool)? {
             var frames: [[UInt8]] = []
             var count = 0
             var envelope = false
-            let valid = member.forEachString { text in
+            let valid = forEach { stored in
                 count += 1
                 guard count > 1 else {
-                    guard Base64.decode(text, into: &first) else { return false }
+                    if base64 {
+                        guard Base64.decode(stored, into: &first) else { return false }
+                    } else {
+                        first.removeAll(keepingCapacity: true)
+                        first.append(contentsOf: stored)
+                    }
                     envelope = Envelope.isEnvelope(first)
                     if !envelope { frames.append(first) }
                     return true
                 }
-                guard let decoded = Base64.decode(text) else { return false }
-                frames.append(decoded)
+                guard let frame = base64 ? Base64.decode(stored) : Array(stored) else { return false }
+                frames.append(frame)
                 return true
             }
             return valid ? (frames, envelope) : nil

@@ -122,8 +122,8 @@ final class LogAnswers {
             record.fork = try? decoder.decode(ForkLink.self, from: Data(event.payload))
         case RouterEvents.requestReceived:
             guard let request = RouterRecovery.request(
-                from: event.payload, messageID: event.messageID, runID: event.runID, causationID: event.causationID,
-                receivedWall: event.timestamp, decoder: decoder)
+                from: event.payload, encoding: event.payloadEncoding, messageID: event.messageID, runID: event.runID,
+                causationID: event.causationID, receivedWall: event.timestamp, decoder: decoder)
             else { return }
             let frames = request.native ? Array(request.body.dropFirst()) : request.body
             record.requests[event.messageID] = (request.service, Self.digest(frames), event.position)
@@ -133,7 +133,8 @@ final class LogAnswers {
             }
         case RouterEvents.replyFinal, RouterEvents.requestFailed:
             guard let request = record.requests[event.causationID],
-                  let outcome = RouterRecovery.outcome(of: event.type, payload: event.payload, decoder: decoder)
+                  let outcome = RouterRecovery.outcome(of: event.type, payload: event.payload,
+                                                            encoding: event.payloadEncoding, decoder: decoder)
             else { return }
             record.answers[event.causationID] = Answer(
                 service: request.service, bodyDigest: request.digest, requestPosition: request.position,

@@ -2,8 +2,9 @@
 import SwitchboardLog
 import SwitchboardWire
 
-/// The events the router commits (docs/events.md, "Router events"). Payloads are JSON; message
-/// bodies appear as arrays of base64 frames.
+/// The events the router commits (docs/events.md, "Router events"). Payloads are JSON, but for
+/// messages and replies, whose fields are in the binary layout of ``FieldsPayload`` and show as JSON
+/// with their bodies as arrays of base64 frames.
 enum RouterEvents {
     static let requestReceived = "request.received"
     static let replyPartial = "reply.partial"
@@ -17,32 +18,35 @@ enum RouterEvents {
     static let runForked = "run.forked"
 
     /// - Parameter forkedFrom: the parent run and position of the request whose answer a fork reuses.
+    /// Written in the binary field layout (``PayloadEncoding/fields``), as are replies: the body is
+    /// stored as it came instead of as base64 in JSON text, which replay and recovery would decode.
     static func requestReceived(_ request: BrokerStateMachine.Request, forkedFrom: (run: String, position: UInt64)? = nil,
                                 now: Timestamp) -> NewEvent {
-        var json = JSONObject()
-        json["service"] = request.service
-        json["client"] = hex(request.client)
-        json["framing"] = request.clientFraming.description
-        json.number("attempt", Int(request.attempt))
-        json.frames("body", request.body)
+        var fields = FieldsPayload.Writer(capacity: 96 + request.body.reduce(0) { $0 + 4 + $1.count })
+        fields.string("service", request.service)
+        fields.string("client", hex(request.client))
+        fields.string("framing", request.clientFraming.description)
+        fields.integer("attempt", Int(request.attempt))
+        fields.frames("body", request.body)
         if let forkedFrom {
-            json["forkedFromRun"] = forkedFrom.run
-            json.number("forkedFromPosition", Int(forkedFrom.position))
+            fields.string("forkedFromRun", forkedFrom.run)
+            fields.integer("forkedFromPosition", Int(clamping: forkedFrom.position))
         }
-        return event(requestReceived, request.runID, messageID: request.messageID, causation: request.causationID,
-                     json, now)
+        return NewEvent(type: requestReceived, runID: request.runID, messageID: request.messageID,
+                        causationID: request.causationID, timestamp: now, payload: fields.bytes,
+                        payloadEncoding: .fields)
     }
 
     static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, now: Timestamp)
         -> NewEvent
     {
-        var json = JSONObject()
-        json["service"] = request.service
-        json["client"] = hex(request.client)
-        json.frames("body", body)
-        let type = final ? replyFinal : replyPartial
-        return event(type, request.runID, messageID: request.messageID + (final ? "/final" : "/partial"),
-                     causation: request.messageID, json, now)
+        var fields = FieldsPayload.Writer(capacity: 64 + body.reduce(0) { $0 + 4 + $1.count })
+        fields.string("service", request.service)
+        fields.string("client", hex(request.client))
+        fields.frames("body", body)
+        return NewEvent(type: final ? replyFinal : replyPartial, runID: request.runID,
+                        messageID: request.messageID + (final ? "/final" : "/partial"), causationID: request.messageID,
+                        timestamp: now, payload: fields.bytes, payloadEncoding: .fields)
     }
 
     static func failed(messageID: String, runID: String, service: String, code: String, message: String,
@@ -194,10 +198,5 @@ struct JSONObject {
     mutating func bool(_ name: String, _ value: Bool) {
         key(name)
         text += (value ? "true" : "false") + "}"
-    }
-
-    mutating func frames(_ name: String, _ frames: [[UInt8]]) {
-        key(name)
-        text += "[" + frames.map { "\"" + Base64.encode($0) + "\"" }.joined(separator: ",") + "]}"
     }
 }

@@ -22,6 +22,32 @@ enum RouterRecovery {
         var framing: String
         var attempt: Int
         var body: [String]
+        /// The body's frames, decoded from base64 unless read from fields.
+        private var decoded: [[UInt8]]?
+
+        var frames: [[UInt8]] { decoded ?? body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } } }
+
+        private enum CodingKeys: String, CodingKey {
+            case service, client, framing, attempt, body
+        }
+
+        /// Reads the fields of a payload in the binary layout; nil when one is missing or malformed.
+        init?(fields payload: [UInt8]) {
+            var service: String?, client: String?, framing: String?, attempt: Int64?, frames: [[UInt8]]?
+            let valid = payload.withUnsafeBytes { raw in
+                FieldsPayload.forEach(in: raw) { field in
+                    if field.keyIs("service") { service = field.string }
+                    else if field.keyIs("client") { client = field.string }
+                    else if field.keyIs("framing") { framing = field.string }
+                    else if field.keyIs("attempt") { attempt = field.integer }
+                    else if field.keyIs("body") { frames = field.frames }
+                    return true
+                }
+            }
+            guard valid, let service, let client, let framing, let attempt, let frames else { return nil }
+            (self.service, self.client, self.framing, self.attempt) = (service, client, framing, Int(attempt))
+            (body, decoded) = ([], frames)
+        }
     }
 
     private struct AttemptPayload: Decodable {
@@ -55,7 +81,8 @@ enum RouterRecovery {
         let decoder = JSONDecoder()
         for entry in entries {
             guard let event = try log.event(at: entry.position), event.type == RouterEvents.requestReceived,
-                  var request = request(from: event.payload, messageID: event.messageID, runID: event.runID,
+                  var request = request(from: event.payload, encoding: event.payloadEncoding,
+                                        messageID: event.messageID, runID: event.runID,
                                         causationID: event.causationID, receivedWall: event.timestamp,
                                         decoder: decoder)
             else { continue }
@@ -67,9 +94,23 @@ enum RouterRecovery {
 
     /// A logged answer (`reply.final` or `request.failed`) as the outcome to give again; nil for
     /// other events and unreadable payloads.
-    static func outcome(of type: String, payload: [UInt8], decoder: JSONDecoder) -> BrokerStateMachine.RecoveredOutcome? {
-        if type == RouterEvents.replyFinal, let final = try? decoder.decode(FinalPayload.self, from: Data(payload)) {
-            return .final(final.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } })
+    static func outcome(of type: String, payload: [UInt8], encoding: PayloadEncoding, decoder: JSONDecoder)
+        -> BrokerStateMachine.RecoveredOutcome?
+    {
+        if type == RouterEvents.replyFinal {
+            if encoding == .fields {
+                var body: [[UInt8]]?
+                let valid = payload.withUnsafeBytes { raw in
+                    FieldsPayload.forEach(in: raw) { field in
+                        if field.keyIs("body") { body = field.frames }
+                        return true
+                    }
+                }
+                return valid ? body.map { .final($0) } : nil
+            }
+            if let final = try? decoder.decode(FinalPayload.self, from: Data(payload)) {
+                return .final(final.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } })
+            }
         }
         if type == RouterEvents.requestFailed, let failure = try? decoder.decode(FailurePayload.self, from: Data(payload)) {
             return .failed(code: failure.error, message: failure.message)
@@ -78,11 +119,14 @@ enum RouterRecovery {
     }
 
     /// A logged `request.received` as the request it records.
-    static func request(from payload: [UInt8], messageID: String, runID: String, causationID: String,
-                                receivedWall: Timestamp, decoder: JSONDecoder) -> BrokerStateMachine.Request?
+    static func request(from payload: [UInt8], encoding: PayloadEncoding, messageID: String, runID: String,
+                        causationID: String, receivedWall: Timestamp, decoder: JSONDecoder)
+        -> BrokerStateMachine.Request?
     {
-        guard let request = try? decoder.decode(RequestPayload.self, from: Data(payload)) else { return nil }
-        let body = request.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
+        guard let request = encoding == .fields
+            ? RequestPayload(fields: payload) : try? decoder.decode(RequestPayload.self, from: Data(payload))
+        else { return nil }
+        let body = request.frames
         let envelope = body.first.flatMap { Envelope.isEnvelope($0) ? try? Envelope(decoding: $0) : nil }
         return BrokerStateMachine.Request(
             messageID: messageID, runID: runID, causationID: causationID, service: request.service,
@@ -105,9 +149,10 @@ enum RouterRecovery {
         try log.scan(from: position) { view in
             switch view.type {
             case RouterEvents.requestReceived:
-                guard let request = request(from: view.withPayload { Array($0) }, messageID: view.messageID,
-                                            runID: view.runID, causationID: view.causationID,
-                                            receivedWall: view.timestamp, decoder: decoder)
+                guard let request = request(from: view.withPayload { Array($0) }, encoding: view.payloadEncoding,
+                                            messageID: view.messageID, runID: view.runID,
+                                            causationID: view.causationID, receivedWall: view.timestamp,
+                                            decoder: decoder)
                 else { return true }
                 pending[view.messageID] = request
                 order.append(view.messageID)
@@ -117,7 +162,8 @@ enum RouterRecovery {
                 }
             case RouterEvents.replyFinal, RouterEvents.requestFailed:
                 guard let request = pending.removeValue(forKey: view.causationID), request.native else { return true }
-                if let outcome = outcome(of: view.type, payload: view.withPayload { Array($0) }, decoder: decoder) {
+                if let outcome = outcome(of: view.type, payload: view.withPayload { Array($0) },
+                                         encoding: view.payloadEncoding, decoder: decoder) {
                     answered.append((request, outcome))
                 }
                 if answered.count > 2 * answeredKept { answered.removeFirst(answeredKept) }

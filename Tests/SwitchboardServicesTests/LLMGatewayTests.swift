@@ -62,13 +62,13 @@ func user(_ text: String, stream: Bool? = nil) -> LLMRequest {
 }
 
 func decoded<T: Decodable>(_ type: T.Type, _ event: RecordedEvent) throws -> T {
-    try JSONDecoder().decode(type, from: Data(event.payload))
+    try JSONDecoder().decode(type, from: Data(event.jsonPayload))
 }
 
 /// The payload frames of the run's partial replies.
 func partials(_ events: [RecordedEvent]) throws -> [String] {
     try events.filter { $0.type == "reply.partial" }.map { event in
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(event.payload)) as? [String: Any])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(event.jsonPayload)) as? [String: Any])
         let body = try #require(object["body"] as? [String])
         let encoded = try #require(body.last)
         let last = try #require(Data(base64Encoded: encoded))

@@ -43,7 +43,7 @@ actor Chain: Agent {
     static let types = [AgentType(Chain.self), AgentType(Tally.self)]
 
     static func json(_ event: RecordedEvent) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(event.payload)) as? [String: Any]) ?? [:]
+        (try? JSONSerialization.jsonObject(with: Data(event.jsonPayload)) as? [String: Any]) ?? [:]
     }
 
     static func calls(in result: RunClient.Result) throws -> [Int] {

@@ -89,7 +89,7 @@ func events(_ log: EventLog, _ runID: String, _ type: String? = nil) throws -> [
 }
 
 func json(_ event: RecordedEvent) -> JSONValue {
-    (try? JSONValue(parsing: event.payload)) ?? .null
+    (try? JSONValue(parsing: event.jsonPayload)) ?? .null
 }
 
 /// Polls until `condition` holds or `seconds` pass.

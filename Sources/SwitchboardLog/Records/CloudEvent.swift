@@ -7,8 +7,9 @@ extension RecordedEvent {
     /// own fields are extension attributes: `sbposition`, `sbrun`, `sbstreamversion`, `sbmessage`,
     /// `sbcausation`, `sbschema`; positions and versions are decimal strings, since CloudEvents
     /// integers are 32-bit. A JSON payload is embedded as `data` with its insignificant white space
-    /// removed (one event, one line); anything else, including a payload marked JSON that does not
-    /// parse, is carried as `data_base64`.
+    /// removed (one event, one line), and so is a ``PayloadEncoding/fields`` payload, as the JSON
+    /// object it holds; anything else, including a payload marked JSON that does not parse, is
+    /// carried as `data_base64`.
     /// - Parameter source: the log's URI, usually ``EventLog/cloudEventSource``.
     public func cloudEventJSON(source: String) -> String {
         var out = "{\"specversion\":\"1.0\""
@@ -30,6 +31,9 @@ extension RecordedEvent {
         if payloadEncoding == .json, JSONText.isValid(payload) {
             field("datacontenttype", "application/json")
             out += ",\"data\":" + String(decoding: JSONText.compacted(payload), as: UTF8.self)
+        } else if payloadEncoding == .fields, let json = payload.withUnsafeBytes(FieldsPayload.json) {
+            field("datacontenttype", "application/json")
+            out += ",\"data\":" + String(decoding: json, as: UTF8.self)
         } else if !payload.isEmpty {
             field("datacontenttype", payloadEncoding == .json ? "application/json" : "application/octet-stream")
             field("data_base64", Base64.encode(payload))
