@@ -15,7 +15,7 @@ extension RunHistory {
         private var ids: [String] = []
         private var table = RequestTable()
         /// The requests found last, newest first: a message's replies and events follow it closely.
-        private var recent: [Int] = []
+        private var recent = [Int](repeating: -1, count: 4)
         /// Holds each body's first frame while it is read: an envelope is not kept, so needs no array of its own.
         private var first: [UInt8] = []
 
@@ -81,16 +81,20 @@ extension RunHistory {
         /// The request whose message id has the bytes `id`, a causation id.
         private mutating func cause(_ id: UnsafeRawBufferPointer) -> Int? {
             guard !id.isEmpty else { return nil }
-            let found = recent.first { Self.same(ids[$0], id) }
+            let found = recent.first { $0 >= 0 && Self.same(ids[$0], id) }
                 ?? table.find(RequestTable.hash(id)) { Self.same(ids[$0], id) }
             if let found { remember(found) }
             return found
         }
 
         private mutating func remember(_ index: Int) {
-            if let at = recent.firstIndex(of: index) { recent.remove(at: at) }
-            recent.insert(index, at: 0)
-            if recent.count > 4 { recent.removeLast() }
+            // Shifted in place: the list stays four long, -1 where empty.
+            var at = recent.firstIndex(of: index) ?? recent.count - 1
+            while at > 0 {
+                recent[at] = recent[at - 1]
+                at -= 1
+            }
+            recent[0] = index
         }
 
         private static func same(_ id: String, _ bytes: UnsafeRawBufferPointer) -> Bool {

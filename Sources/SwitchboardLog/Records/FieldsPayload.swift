@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension PayloadEncoding {
     /// A flat object in Switchboard's binary field layout (``FieldsPayload``), shown as JSON: the
@@ -87,8 +90,9 @@ package enum FieldsPayload {
         let value: UnsafeRawBufferPointer
 
         package func keyIs(_ name: StaticString) -> Bool {
-            key.count == name.utf8CodeUnitCount
-                && key.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            guard key.count == name.utf8CodeUnitCount else { return false }
+            guard let base = key.baseAddress else { return true }
+            return memcmp(base, name.utf8Start, key.count) == 0
         }
 
         package var string: String? {
