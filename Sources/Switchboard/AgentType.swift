@@ -47,10 +47,13 @@ struct HandlerOutcome: Sendable {
 /// One live agent instance.
 protocol AgentInstance: Sendable {
     var id: AgentID { get }
+    /// The agent's actor: code running there calls ``handle(_:now:session:logger:)`` without a hop
+    /// onto it and back for each message.
+    var actor: any Actor { get }
     /// Folds a snapshot and the events after it into the instance's state.
-    func restore(snapshot: [UInt8]?, events: [[UInt8]]) async throws
-    func handle(_ message: AgentMessage, now: Timestamp, session: any AgentSession, logger: Logger) async
-        -> HandlerOutcome
+    nonisolated(nonsending) func restore(snapshot: [UInt8]?, events: [[UInt8]]) async throws
+    nonisolated(nonsending) func handle(_ message: AgentMessage, now: Timestamp, session: any AgentSession,
+                                        logger: Logger) async -> HandlerOutcome
     /// A snapshot event covering `version` events of the instance's stream.
     func snapshot(version: UInt64, causationID: String) async throws -> EmittedEvent
 }
@@ -63,7 +66,9 @@ private struct Instance<A: AgentActor>: AgentInstance {
     let agent: A
     let id: AgentID
 
-    func restore(snapshot: [UInt8]?, events: [[UInt8]]) async throws {
+    var actor: any Actor { agent }
+
+    nonisolated(nonsending) func restore(snapshot: [UInt8]?, events: [[UInt8]]) async throws {
         var state = A.State()
         if let snapshot {
             state = try JSONDecoder().decode(SnapshotPayload<A.State>.self, from: Data(snapshot)).state
@@ -75,8 +80,8 @@ private struct Instance<A: AgentActor>: AgentInstance {
         await agent.replaceState(state)
     }
 
-    func handle(_ message: AgentMessage, now: Timestamp, session: any AgentSession, logger: Logger) async
-        -> HandlerOutcome
+    nonisolated(nonsending) func handle(_ message: AgentMessage, now: Timestamp, session: any AgentSession,
+                                        logger: Logger) async -> HandlerOutcome
     {
         await agent.run(message, id: id, now: now, session: session, logger: logger)
     }

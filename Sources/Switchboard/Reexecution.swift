@@ -61,9 +61,10 @@ enum Reexecution {
                         if lanes[id] == nil, let type = registry[service] {
                             let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
                             lanes[id] = lane
+                            let instance = type.make(id)
                             group.addTask {
-                                await run(lane: stream, of: type.make(id), feed: feed, log: log, limit: limit,
-                                          logger: logger)
+                                await run(lane: stream, of: instance, feed: feed, log: log, limit: limit,
+                                          logger: logger, on: instance.actor)
                             }
                         }
                         streak = (id, [])
@@ -108,9 +109,10 @@ enum Reexecution {
     }
 
     /// Runs one instance's messages in order, its state first restored from what it emitted
-    /// before this run (instances keyed across runs).
+    /// before this run (instances keyed across runs). The lane runs on the instance's actor: a hop
+    /// onto it and back for each message costs more than replaying a short handler.
     private static func run(lane batches: AsyncStream<[Job]>, of instance: any AgentInstance, feed: HistoryFeed,
-                            log: EventLog, limit: Limit, logger: Logger) async -> Found {
+                            log: EventLog, limit: Limit, logger: Logger, on actor: isolated any Actor) async -> Found {
         var found = Found()
         var restored = false
         var current = (index: 0, position: UInt64(0))

@@ -395,7 +395,7 @@ final class ReplaySession: AgentSession, Sendable {
 
     /// Compares the handler's events and reply with the record, once it returned and the message's
     /// outcome (or the whole run) is read.
-    func finish(outcome: HandlerOutcome) async throws -> Result {
+    nonisolated(nonsending) func finish(outcome: HandlerOutcome) async throws -> Result {
         let state = progress.withLock { progress in
             Self.append(handlerEventsOf: outcome.events, to: &progress.emitted)
             return progress
