@@ -396,9 +396,12 @@ final class ReplaySession: AgentSession, Sendable {
     /// Compares the handler's events and reply with the record, once it returned and the message's
     /// outcome (or the whole run) is read.
     nonisolated(nonsending) func finish(outcome: HandlerOutcome) async throws -> Result {
+        // Moved out, not copied: nothing reads the progress after the handler returned.
         let state = progress.withLock { progress in
             Self.append(handlerEventsOf: outcome.events, to: &progress.emitted)
-            return progress
+            var taken = Progress()
+            swap(&taken, &progress)
+            return taken
         }
         let result = Result(divergence: state.divergence ?? outcome.divergence, unfinished: state.unfinished,
                             checked: state.checked)
