@@ -14,15 +14,7 @@ import Foundation
 /// `Decimal`, super encoders, values that encode nothing) goes to `JSONEncoder` instead, whole.
 enum CanonicalJSON {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        if !writtenByFoundation(T.self) {
-            let flat = FlatEncoder()
-            do {
-                try value.encode(to: flat)
-            } catch where flat.text.gaveUp {
-                // Not an object of scalars: the tree below writes it.
-            }
-            if let text = flat.text.finish() { return text }
-        }
+        if let text = try flat(value) { return text }
         do {
             let encoder = TreeEncoder(codingPath: [])
             try Self.checkSupported(T.self, encoder.state)
@@ -35,6 +27,19 @@ enum CanonicalJSON {
         } catch is Unsupported {
             return Array(try Payload.encoder.encode(value))
         }
+    }
+
+    /// The text of `value` when it is an object the direct writer takes (``FlatEncoder``); nil
+    /// when it is not, and the tree must write it.
+    static func flat<T: Encodable>(_ value: T) throws -> [UInt8]? {
+        guard !writtenByFoundation(T.self) else { return nil }
+        let flat = FlatEncoder()
+        do {
+            try value.encode(to: flat)
+        } catch where flat.text.gaveUp {
+            return nil
+        }
+        return flat.text.finish()
     }
 
     fileprivate struct Unsupported: Error {}
@@ -203,16 +208,87 @@ private final class FlatEncoder: Encoder {
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
         text.gaveUp = true
-        return UnkeyedContainer(box: CanonicalJSON.ArrayBox(), codingPath: [], state: CanonicalJSON.State())
+        return Refusing<FlatText.NoKey>()
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
         text.gaveUp = true
-        return SingleContainer(encoder: TreeEncoder(codingPath: []))
+        return Refusing<FlatText.NoKey>()
+    }
+
+    /// An encoder that writes nothing, for a super encoder asked of one that gave up.
+    static func refusing() -> FlatEncoder {
+        let encoder = FlatEncoder()
+        encoder.text.gaveUp = true
+        return encoder
     }
 }
 
+/// What the direct writer hands out for what it does not write, having given up: every write
+/// throws at once, so the value's own code stops and the tree encodes it once, not twice.
+private struct Refusing<Key: CodingKey>: KeyedEncodingContainerProtocol, UnkeyedEncodingContainer,
+    SingleValueEncodingContainer
+{
+    var codingPath: [any CodingKey] { [] }
+    var count: Int { 0 }
+
+    mutating func encodeNil(forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: String, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Double, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Float, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int128, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt128, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { throw FlatEncoder.GaveUp() }
+
+    mutating func encodeNil() throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Bool) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: String) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Double) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Float) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int8) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int16) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int32) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int64) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: Int128) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt8) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt16) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt32) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt64) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode(_ value: UInt128) throws { throw FlatEncoder.GaveUp() }
+    mutating func encode<T: Encodable>(_ value: T) throws { throw FlatEncoder.GaveUp() }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
+        -> KeyedEncodingContainer<NestedKey> { KeyedEncodingContainer(Refusing<NestedKey>()) }
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer { self }
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type)
+        -> KeyedEncodingContainer<NestedKey> { KeyedEncodingContainer(Refusing<NestedKey>()) }
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer { self }
+    mutating func superEncoder() -> any Encoder { FlatEncoder.refusing() }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { FlatEncoder.refusing() }
+}
+
 private struct FlatText {
+    /// The key type of containers that have none.
+    struct NoKey: CodingKey {
+        var stringValue: String { "" }
+        var intValue: Int? { nil }
+        init?(stringValue: String) { nil }
+        init?(intValue: Int) { nil }
+    }
+
     private var out: [UInt8] = []
     /// Set by what this encoder does not write; the value is then written by the tree.
     var gaveUp = false
@@ -375,7 +451,7 @@ private struct FlatContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         -> KeyedEncodingContainer<NestedKey>
     {
         encoder.text.gaveUp = true
-        return KeyedEncodingContainer(FlatContainer<NestedKey>(encoder: FlatEncoder()))
+        return KeyedEncodingContainer(Refusing<NestedKey>())
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
@@ -384,7 +460,7 @@ private struct FlatContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     mutating func superEncoder() -> any Encoder {
         encoder.text.gaveUp = true
-        return FlatEncoder()
+        return FlatEncoder.refusing()
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {

@@ -192,6 +192,7 @@ extension UnsafeRawBufferPointer {
     }
 
     func begins(with text: StaticString) -> Bool {
-        starts(with: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        // Not `utf8Start`: a one-character literal is stored as a scalar, without a pointer.
+        text.withUTF8Buffer { starts(with: $0) }
     }
 }

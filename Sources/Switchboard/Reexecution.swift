@@ -61,10 +61,10 @@ enum Reexecution {
                         if lanes[id] == nil, let type = registry[service] {
                             let (stream, lane) = AsyncStream.makeStream(of: [Job].self)
                             lanes[id] = lane
-                            let instance = type.make(id)
                             group.addTask {
-                                await run(lane: stream, of: instance, feed: feed, log: log, limit: limit,
-                                          logger: logger, on: instance.actor)
+                                let instance = type.make(id)
+                                return await run(lane: stream, of: instance, feed: feed, log: log, limit: limit,
+                                                 logger: logger, on: instance.actor)
                             }
                         }
                         streak = (id, [])

@@ -12,6 +12,12 @@ public enum EventBus {
     static let catchUpBytes = 4 << 20
 
     /// `[topic "<run id>.<type>", position (8 bytes big-endian), CloudEvent JSON]`.
+    /// About what a payload weighs once sent as CloudEvent data: a message event's frames go out
+    /// as base64, a third larger than they are stored.
+    static func sentSize(_ stored: Int, _ encoding: PayloadEncoding) -> Int {
+        encoding == .fields ? stored + stored / 3 : stored
+    }
+
     public static func frames(for event: RecordedEvent, source: String) -> [[UInt8]] {
         [Array("\(event.runID).\(event.type)".utf8), position(event.position),
          Array(event.cloudEventJSON(source: source).utf8)]
@@ -70,23 +76,25 @@ struct CatchUpService {
         if let run {
             let found = try log.events(inRun: run, from: from, limit: EventBus.catchUpChunk)
             for event in found where event.position <= published {
-                guard fits(event.payload.count) else {
+                let size = EventBus.sentSize(event.payload.count, event.payloadEncoding)
+                guard fits(size) else {
                     truncated = true
                     break
                 }
                 events.append(event)
-                bytes += event.payload.count
+                bytes += size
             }
             truncated = truncated || found.count == EventBus.catchUpChunk
         } else {
             try log.scan(from: from) { view in
                 guard view.position <= published else { return false }
-                guard fits(view.payloadCount) else {
+                let size = EventBus.sentSize(view.payloadCount, view.payloadEncoding)
+                guard fits(size) else {
                     truncated = true
                     return false
                 }
                 events.append(view.event())
-                bytes += view.payloadCount
+                bytes += size
                 return true
             }
         }

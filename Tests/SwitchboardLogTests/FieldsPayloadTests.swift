@@ -62,37 +62,36 @@ import TestSupport
         #expect(plain.jsonPayload == plain.payload)
     }
 
-    /// A payload cut inside a field, or with a length running past its end, is refused, never read
-    /// past; a corrupted log record would otherwise be taken for a shorter message.
+    /// A payload cut anywhere, or with a length running past its end, is refused, never read past:
+    /// a damaged record must not be taken for a shorter message.
     @Test func malformedPayloadsAreRefused() throws {
         let sample = Self.sample()
-        // Where each field ends: cuts there leave a shorter payload that is still well formed.
-        var ends: Set<Int> = [1]
-        var offset = 0
-        _ = sample.withUnsafeBytes { raw in
-            FieldsPayload.forEach(in: raw) { field in
-                offset = field.value.baseAddress! - raw.baseAddress! + field.value.count
-                ends.insert(offset)
-                return true
-            }
-        }
-        #expect(ends.count == 6)
-        for cut in 0..<sample.count where !ends.contains(cut) {
-            let valid = Array(sample[..<cut]).withUnsafeBytes { raw in FieldsPayload.forEach(in: raw) { _ in true } }
-            #expect(!valid, "cut at \(cut)")
+        func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { raw in FieldsPayload.forEach(in: raw) { _ in true } } }
+        #expect(valid(sample))
+        for cut in 0..<sample.count {
+            #expect(!valid(Array(sample[..<cut])), "cut at \(cut)")
             #expect(Array(sample[..<cut]).withUnsafeBytes(FieldsPayload.json) == nil)
         }
         var wrongFormat = sample
         wrongFormat[0] = 9
+        var moreFields = sample
+        moreFields[1] += 1
+        var fewerFields = sample
+        fewerFields[1] -= 1
         var unknownKind = sample
-        unknownKind[1] = 7
+        unknownKind[3] = 7
         var longString = sample
-        longString[2 + 1 + 7] = 0xFF  // the service's length, low byte
+        longString[3 + 1 + 1 + 7] = 0xFF  // the service's length, low byte
         var manyFrames = sample
         let body = try #require(sample.indices.first { sample[$0] == 3 && sample[$0 + 1] == 4 })
         manyFrames[body + 2 + 4] = 200  // the body's frame count
-        for bad in [wrongFormat, unknownKind, longString, manyFrames] {
-            #expect(!bad.withUnsafeBytes { raw in FieldsPayload.forEach(in: raw) { _ in true } })
+        for bad in [wrongFormat, moreFields, fewerFields, unknownKind, longString, manyFrames, sample + [0]] {
+            #expect(!valid(bad))
         }
+        // A field named by a one-character literal, which Swift stores without a pointer.
+        var single = FieldsPayload.Writer()
+        single.integer("n", 1)
+        let found = single.bytes.withUnsafeBytes { raw in FieldsPayload.forEach(in: raw) { $0.keyIs("n") } }
+        #expect(found)
     }
 }

@@ -163,6 +163,29 @@ import Testing
         try same(["x": Optional<Int>.none, "a": 1])
     }
 
+    /// The direct writer takes the objects of scalars, and only them: the rest is left to the tree.
+    @Test func theDirectWriterTakesObjectsOfScalarsOnly() throws {
+        let scalars = Scalars(zulu: "z\"", alpha: 1, mike: 2, bravo: true, yankee: nil, charlie: -3, x: 4, b: "é")
+        let taken: [(any Encodable, String)] = [
+            (scalars, "Scalars"), (Flat(name: "n", count: 1, on: false, note: "x"), "Flat"),
+            (Keys(names: ["b", "a", "c"]), "unsorted keys"), (["b": 1, "a": 2], "a dictionary"), (Empty(), "Empty"),
+        ]
+        for (value, name) in taken {
+            let direct = try #require(try CanonicalJSON.flat(value), "\(name)")
+            #expect(direct == Array(try Payload.encoder.encode(value)), "\(name)")
+        }
+        let left: [(any Encodable, String)] = [
+            (ScalarsThenList(z: "z", m: 1, a: [1], after: "a"), "a list member"), ([1, 2], "an array"), ("text", "a string"),
+            (Twice(), "a key set twice"), (Keys(names: ["é", "e"]), "a key not ASCII"), (Keys(names: ["q\"", "a"]), "an escaped key"),
+            (Nested(zeta: [], Alpha: [:], b: [], grid: [], empty: [], limits: [], big: 0), "nested values"),
+            (Measured(value: 1, id: 2), "a float"), (Swallowing(), "a swallowed refusal"), (Derived(), "a super encoder"),
+            (Reopened(), "reopened containers"), (Shape.circle(radius: 1), "an enum with a payload"),
+        ]
+        for (value, name) in left {
+            #expect(try CanonicalJSON.flat(value) == nil, "\(name)")
+        }
+    }
+
     @Test func reopenedContainersAndEqualKeysAreWrittenAsFoundationWritesThem() throws {
         try same(Reopened())
         var many: [String: Int] = [:]

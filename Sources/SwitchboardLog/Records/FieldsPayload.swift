@@ -18,22 +18,13 @@ extension RecordedEvent {
     }
 }
 
-extension EventView {
-    /// The payload as JSON text, as ``RecordedEvent/jsonPayload`` gives it.
-    public var jsonPayload: [UInt8] {
-        withPayload { payload in
-            guard payloadEncoding == .fields else { return Array(payload) }
-            return FieldsPayload.json(payload) ?? Array(payload)
-        }
-    }
-}
-
 /// A flat object of strings, integers and lists of byte strings, in a form read without parsing
 /// text or decoding base64: replay reads one per logged message.
 ///
-/// A format byte (1), then each field in order: `u8 kind | u8 key length | key | value`, where the
-/// value of kind 1 (a string) is `u32 LE length | UTF-8`, of kind 2 (an integer) `i64 LE`, and of
-/// kind 3 (byte strings) `u32 LE count`, then `u32 LE length | bytes` for each.
+/// A format byte (1), the field count (`u16 LE`: a payload cut between two fields is refused, not
+/// taken for a shorter one), then each field in order: `u8 kind | u8 key length | key | value`,
+/// where the value of kind 1 (a string) is `u32 LE length | UTF-8`, of kind 2 (an integer)
+/// `i64 LE`, and of kind 3 (byte strings) `u32 LE count`, then `u32 LE length | bytes` for each.
 package enum FieldsPayload {
     static let format: UInt8 = 1
 
@@ -43,17 +34,23 @@ package enum FieldsPayload {
 
     package struct Writer {
         package private(set) var bytes: [UInt8]
+        private var count: UInt16 = 0
 
         package init(capacity: Int = 128) {
-            bytes = [FieldsPayload.format]
+            bytes = [FieldsPayload.format, 0, 0]
             bytes.reserveCapacity(capacity)
         }
 
         private mutating func key(_ name: StaticString, _ kind: Kind) {
             precondition(name.utf8CodeUnitCount <= 255, "a field name is at most 255 bytes")
+            precondition(count < UInt16.max, "at most 65,535 fields")
+            count += 1
+            bytes[1] = UInt8(truncatingIfNeeded: count)
+            bytes[2] = UInt8(truncatingIfNeeded: count >> 8)
             bytes.append(kind.rawValue)
             bytes.append(UInt8(name.utf8CodeUnitCount))
-            bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            // Not `utf8Start`: a one-character literal is stored as a scalar, without a pointer.
+            name.withUTF8Buffer { bytes.append(contentsOf: $0) }
         }
 
         private mutating func length(_ count: Int) {
@@ -91,8 +88,10 @@ package enum FieldsPayload {
 
         package func keyIs(_ name: StaticString) -> Bool {
             guard key.count == name.utf8CodeUnitCount else { return false }
-            guard let base = key.baseAddress else { return true }
-            return memcmp(base, name.utf8Start, key.count) == 0
+            return name.withUTF8Buffer { name in
+                guard let base = key.baseAddress, let other = name.baseAddress else { return true }
+                return memcmp(base, other, key.count) == 0
+            }
         }
 
         package var string: String? {
@@ -128,12 +127,14 @@ package enum FieldsPayload {
     }
 
     /// Calls `body` with each field in order until it returns false. False when the payload is not
-    /// in this layout (every length is checked against the payload's end first), or `body` stopped.
+    /// in this layout (every length is checked against the payload's end first, and the fields must
+    /// end where it does), or `body` stopped.
     package static func forEach(in payload: UnsafeRawBufferPointer, _ body: (Field) -> Bool) -> Bool {
-        guard payload.first == format else { return false }
-        var at = 1
+        guard payload.count >= 3, payload[0] == format else { return false }
+        let fields = Int(payload[1]) | Int(payload[2]) << 8
+        var at = 3
         let end = payload.count
-        while at < end {
+        for _ in 0..<fields {
             guard end - at >= 2, let kind = Kind(rawValue: payload[at]) else { return false }
             let keyCount = Int(payload[at + 1])
             let keyStart = at + 2
@@ -163,7 +164,7 @@ package enum FieldsPayload {
             guard body(field) else { return false }
             at = valueEnd
         }
-        return true
+        return at == end
     }
 
     /// The object as JSON text, fields in their order: strings as strings, integers as numbers,
