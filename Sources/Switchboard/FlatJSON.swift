@@ -192,7 +192,8 @@ extension UnsafeRawBufferPointer {
     }
 
     func begins(with text: StaticString) -> Bool {
-        // Not `utf8Start`: a one-character literal is stored as a scalar, without a pointer.
-        text.withUTF8Buffer { starts(with: $0) }
+        // A one-character literal is stored as a scalar, without a pointer to its UTF-8.
+        guard text.hasPointerRepresentation else { return text.withUTF8Buffer { starts(with: $0) } }
+        return starts(with: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 }

@@ -88,10 +88,10 @@ package enum FieldsPayload {
 
         package func keyIs(_ name: StaticString) -> Bool {
             guard key.count == name.utf8CodeUnitCount else { return false }
-            return name.withUTF8Buffer { name in
-                guard let base = key.baseAddress, let other = name.baseAddress else { return true }
-                return memcmp(base, other, key.count) == 0
-            }
+            // A one-character literal is stored as a scalar, without a pointer to its UTF-8.
+            guard name.hasPointerRepresentation else { return name.withUTF8Buffer { key.elementsEqual($0) } }
+            guard let base = key.baseAddress else { return true }
+            return memcmp(base, name.utf8Start, key.count) == 0
         }
 
         package var string: String? {
