@@ -130,18 +130,12 @@ import Testing
     }
     /// Written partly before a member the direct writer leaves to the tree.
     struct ScalarsThenList: Codable { var z: String; var m: Int; var a: [Int]; var after: String }
+    /// Writes its names as keys, in the order given, each with its index.
     struct Keys: Encodable {
         let names: [String]
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(_ name: String) { stringValue = name }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
         func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: Key.self)
-            for (index, name) in names.enumerated() { try container.encode(index, forKey: Key(name)) }
+            var container = encoder.container(keyedBy: Reopened.Key.self)
+            for (index, name) in names.enumerated() { try container.encode(index, forKey: Reopened.Key(name)) }
         }
     }
 
