@@ -34,8 +34,9 @@ extension RunHistory {
             switch eventKind {
             case .request:
                 let fields = event.payloadEncoding == .fields
-                guard let (service, frames, forked, envelope) = event.withPayload({
-                    fields ? request(fields: $0) : request($0)
+                guard let (service, frames, forked, envelope) = event.withPayload({ payload in
+                    fields ? request { FieldsPayload.forEach(in: payload, $0) }
+                        : request { FlatJSON.forEach(in: payload, $0) }
                 }) else { return nil }
                 var headers = envelope
                 // What the router adds to the envelope as it dispatches; the handler sees it live.
@@ -53,15 +54,12 @@ extension RunHistory {
                 kind = .request(service: service, message: message, timestamp: event.timestamp, forked: forked,
                                 hash: hash)
             case .finalReply:
-                let fields = event.payloadEncoding == .fields
-                guard let (frames, envelope) = event.withPayload({ fields ? body(fields: $0) : body($0) })
-                else { return nil }
+                guard let (frames, envelope) = body(of: event) else { return nil }
                 // An agent's error reply: its ask threw, and must throw again when replayed.
                 let error = envelope && (try? Envelope.headers(decoding: first))?["status"] == "error"
                 kind = .finalReply(frames: frames, error: error)
             case .partialReply:
-                let fields = event.payloadEncoding == .fields
-                guard let (frames, _) = event.withPayload({ fields ? body(fields: $0) : body($0) }) else { return nil }
+                guard let (frames, _) = body(of: event) else { return nil }
                 kind = .partialReply(frames.first ?? [])
             case .failed:
                 guard let json = event.withPayload(FlatJSON.init) else { return nil }
@@ -106,18 +104,18 @@ extension RunHistory {
         }
 
         /// The service, body frames after the envelope, fork mark and envelope headers of a
-        /// `request.received` payload in JSON (logs written before the binary field layout).
-        private mutating func request(_ payload: UnsafeRawBufferPointer)
+        /// `request.received` payload, whose members `forEach` visits in its layout.
+        private mutating func request<Member: MessageMember>(_ forEach: ((Member) -> Bool) -> Bool)
             -> (String, [[UInt8]], Bool, [String: String])?
         {
             var service: String?
             var body: ([[UInt8]], Bool)?
             var forked = false
-            let valid = FlatJSON.forEach(in: payload) { member in
+            let valid = forEach { member in
                 if member.keyIs("service") {
                     service = member.string
                 } else if member.keyIs("body") {
-                    body = frames { each in member.forEachString { each($0) } }
+                    body = frames(of: member)
                     return body != nil
                 } else if member.keyIs("forkedFromRun") {
                     forked = true
@@ -125,66 +123,37 @@ extension RunHistory {
                 return true
             }
             guard valid, let service else { return nil }
-            return (service, body?.0 ?? [], forked, headers(envelope: body?.1 ?? false))
+            let envelope = body?.1 ?? false
+            return (service, body?.0 ?? [], forked, envelope ? (try? Envelope.headers(decoding: first)) ?? [:] : [:])
         }
 
-        /// The same, from a payload in the binary field layout: the frames are copied, not decoded.
-        private mutating func request(fields payload: UnsafeRawBufferPointer)
-            -> (String, [[UInt8]], Bool, [String: String])?
+        /// The body frames after the envelope of a reply, and whether an envelope led them.
+        private mutating func body(of event: EventView) -> ([[UInt8]], Bool)? {
+            let fields = event.payloadEncoding == .fields
+            return event.withPayload { payload in
+                fields ? body { FieldsPayload.forEach(in: payload, $0) } : body { FlatJSON.forEach(in: payload, $0) }
+            }
+        }
+
+        private mutating func body<Member: MessageMember>(_ forEach: ((Member) -> Bool) -> Bool)
+            -> ([[UInt8]], Bool)?
         {
-            var service: String?
-            var body: ([[UInt8]], Bool)?
-            var forked = false
-            let valid = FieldsPayload.forEach(in: payload) { field in
-                if field.keyIs("service") {
-                    service = field.string
-                } else if field.keyIs("body") {
-                    body = frames(base64: false) { each in field.forEachFrame { each($0) } }
-                    return body != nil
-                } else if field.keyIs("forkedFromRun") {
-                    forked = true
-                }
-                return true
-            }
-            guard valid, let service else { return nil }
-            return (service, body?.0 ?? [], forked, headers(envelope: body?.1 ?? false))
-        }
-
-        /// The headers of the envelope left in `first`, when there was one.
-        private func headers(envelope: Bool) -> [String: String] {
-            envelope ? (try? Envelope.headers(decoding: first)) ?? [:] : [:]
-        }
-
-        /// The body frames after the envelope of a reply payload in JSON, and whether an envelope led them.
-        private mutating func body(_ payload: UnsafeRawBufferPointer) -> ([[UInt8]], Bool)? {
             var result: ([[UInt8]], Bool)?
-            let valid = FlatJSON.forEach(in: payload) { member in
+            let valid = forEach { member in
                 guard member.keyIs("body") else { return true }
-                result = frames { each in member.forEachString { each($0) } }
+                result = frames(of: member)
                 return result != nil
             }
             return valid ? result ?? ([], false) : nil
         }
 
-        /// The same, from a payload in the binary field layout.
-        private mutating func body(fields payload: UnsafeRawBufferPointer) -> ([[UInt8]], Bool)? {
-            var result: ([[UInt8]], Bool)?
-            let valid = FieldsPayload.forEach(in: payload) { field in
-                guard field.keyIs("body") else { return true }
-                result = frames(base64: false) { each in field.forEachFrame { each($0) } }
-                return result != nil
-            }
-            return valid ? result ?? ([], false) : nil
-        }
-
-        /// The frames of a body after its envelope, which is left in `first`, and whether there was
-        /// one; `forEach` hands over each frame as stored, base64 text unless `base64` is false.
-        private mutating func frames(base64: Bool = true,
-                                     _ forEach: ((UnsafeRawBufferPointer) -> Bool) -> Bool) -> ([[UInt8]], Bool)? {
+        /// The frames of a body after its envelope, which is left in `first`, and whether there was one.
+        private mutating func frames(of member: some MessageMember) -> ([[UInt8]], Bool)? {
+            let base64 = type(of: member).framesInBase64
             var frames: [[UInt8]] = []
             var count = 0
             var envelope = false
-            let valid = forEach { stored in
+            let valid = member.forEachFrame { stored in
                 count += 1
                 guard count > 1 else {
                     if base64 {
@@ -223,4 +192,24 @@ extension RunHistory {
             self = kind ?? (event.withStreamID { $0.begins(with: "agent/") } ? .emitted : .other)
         }
     }
+}
+
+/// A member of a router message payload, in either layout: JSON, as logs from before the binary
+/// field layout hold it, or fields.
+protocol MessageMember {
+    /// Whether frames are stored as base64 text rather than as they came.
+    static var framesInBase64: Bool { get }
+    func keyIs(_ name: StaticString) -> Bool
+    var string: String? { get }
+    /// Calls `body` with each stored frame until it returns false; false when there are none, or it stopped.
+    func forEachFrame(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool
+}
+
+extension FlatJSON.Member: MessageMember {
+    static var framesInBase64: Bool { true }
+    func forEachFrame(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool { forEachString(body) }
+}
+
+extension FieldsPayload.Field: MessageMember {
+    static var framesInBase64: Bool { false }
 }

@@ -16,19 +16,27 @@ enum RouterRecovery {
         var answered: [(BrokerStateMachine.Request, BrokerStateMachine.RecoveredOutcome)] = []
     }
 
-    private struct RequestPayload: Decodable {
+    /// What a `request.received` payload holds, from either layout.
+    private struct RequestPayload {
         var service: String
         var client: String
         var framing: String
         var attempt: Int
-        var body: [String]
-        /// The body's frames, decoded from base64 unless read from fields.
-        private var decoded: [[UInt8]]?
+        var frames: [[UInt8]]
 
-        var frames: [[UInt8]] { decoded ?? body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } } }
+        /// As JSON, with the body's frames in base64 (logs from before the binary field layout).
+        private struct JSON: Decodable {
+            var service: String
+            var client: String
+            var framing: String
+            var attempt: Int
+            var body: [String]
+        }
 
-        private enum CodingKeys: String, CodingKey {
-            case service, client, framing, attempt, body
+        init?(json payload: [UInt8], decoder: JSONDecoder) {
+            guard let json = try? decoder.decode(JSON.self, from: Data(payload)) else { return nil }
+            (service, client, framing, attempt) = (json.service, json.client, json.framing, json.attempt)
+            frames = json.body.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
         }
 
         /// Reads the fields of a payload in the binary layout; nil when one is missing or malformed.
@@ -45,8 +53,8 @@ enum RouterRecovery {
                 }
             }
             guard valid, let service, let client, let framing, let attempt, let frames else { return nil }
-            (self.service, self.client, self.framing, self.attempt) = (service, client, framing, Int(attempt))
-            (body, decoded) = ([], frames)
+            (self.service, self.client, self.framing, self.attempt, self.frames)
+                = (service, client, framing, Int(attempt), frames)
         }
     }
 
@@ -124,7 +132,7 @@ enum RouterRecovery {
         -> BrokerStateMachine.Request?
     {
         guard let request = encoding == .fields
-            ? RequestPayload(fields: payload) : try? decoder.decode(RequestPayload.self, from: Data(payload))
+            ? RequestPayload(fields: payload) : RequestPayload(json: payload, decoder: decoder)
         else { return nil }
         let body = request.frames
         let envelope = body.first.flatMap { Envelope.isEnvelope($0) ? try? Envelope(decoding: $0) : nil }
