@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwitchboardWire
 import Testing
 
@@ -79,5 +82,39 @@ import Testing
         }
         #expect(throws: WireError.self) { try Envelope(decoding: bytes + [0]) }
         #expect(!Envelope.isEnvelope(Array("{}".utf8)))
+    }
+}
+
+@Suite struct RunIDTests {
+    private static func wallMilliseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+    }
+
+    @Test func runIDsCarryTheirMillisecondAndRandomDigits() throws {
+        let before = Self.wallMilliseconds()
+        let ids = (0..<10_000).map { _ in Envelope.newRunID() }
+        let after = Self.wallMilliseconds()
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.hasPrefix("run-") && id.utf8.count == 32)
+            let digits = id.dropFirst(4)
+            #expect(digits.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+            let milliseconds = try #require(UInt64(digits.prefix(12), radix: 16))
+            #expect(milliseconds >= before && milliseconds <= after)
+        }
+        // Different random digits even when the millisecond is the same.
+        #expect(Set(ids.map { $0.suffix(16) }).count == ids.count)
+    }
+
+    @Test func laterRunsSortAfterEarlierOnes() throws {
+        var ids: [String] = []
+        for _ in 0..<5 {
+            ids.append(Envelope.newRunID())
+            let start = Self.wallMilliseconds()
+            while Self.wallMilliseconds() < start + 2 {}
+        }
+        #expect(ids == ids.sorted())
     }
 }
