@@ -78,7 +78,7 @@ public final class AgentHost: Sendable {
 
     private struct HostState {
         var mailboxes: [InstanceKey: [HostConnection.Incoming]] = [:]
-        var idle: [InstanceKey: Idle] = [:]
+        var idle = IdleSet<InstanceKey, Idle>()
         var busy = 0
         var draining = false
         var handled = 0
@@ -153,7 +153,7 @@ public final class AgentHost: Sendable {
         let registration = connection.registrations
         var cached = state.withLock { state in
             // Not after a re-registration, nor past the idle timeout: the router may have moved the key meanwhile.
-            state.idle.removeValue(forKey: key).flatMap { idle in
+            state.idle.take(key).flatMap { idle in
                 idle.registration == registration
                     && MonotonicTime.milliseconds() - idle.lastUsed < Int64(configuration.idleTimeout) ? idle.instance : nil
             }
@@ -182,7 +182,7 @@ public final class AgentHost: Sendable {
                 if state.mailboxes[key]?.isEmpty == true {
                     state.mailboxes[key] = nil
                     if let cached {
-                        state.idle[key] = Idle(instance: cached, lastUsed: now, registration: registration)
+                        state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
                     }
                     passivate(&state, now: now)
                 }
@@ -190,15 +190,12 @@ public final class AgentHost: Sendable {
         }
     }
 
+    /// Drops the least recently used idle instances past the maximum, and those idle too long.
     private func passivate(_ state: inout HostState, now: Int64) {
         let timeout = Int64(configuration.idleTimeout)
-        if state.idle.count > configuration.maximumIdleInstances {
-            let oldest = state.idle.sorted { $0.value.lastUsed < $1.value.lastUsed }
-                .prefix(state.idle.count - configuration.maximumIdleInstances / 2)
-            for (key, _) in oldest { state.idle[key] = nil }
-        }
-        if state.handled % 1024 == 0 {
-            state.idle = state.idle.filter { now - $0.value.lastUsed < timeout }
+        while let oldest = state.idle.oldest,
+              state.idle.count > configuration.maximumIdleInstances || now - oldest.lastUsed >= timeout {
+            state.idle.dropOldest()
         }
     }
 
