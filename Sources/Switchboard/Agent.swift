@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import SwitchboardLog
+import SwitchboardRouter
 import SwitchboardWire
 
 /// An agent: a Swift actor whose only door to the world is its ``AgentContext``.
@@ -102,10 +103,7 @@ public struct AgentID: Sendable, Hashable, CustomStringConvertible {
 
     /// The log stream holding this instance's events.
     public var streamID: String {
-        let plain = "agent/\(type)/\(key)"
-        // Stream ids hold 255 bytes, and the snapshot stream adds a suffix.
-        guard plain.utf8.count > 200 else { return plain }
-        return "agent/\(type.prefix(60))/#" + String(Identifiers.digest(plain).prefix(32))
+        StateService.instanceStream(type: type, key: key)
     }
 
     public var description: String { "\(type)/\(key)" }

@@ -164,7 +164,11 @@ public final class AgentHost: Sendable {
             var body: [[UInt8]]
             do {
                 // A redelivery starts from the log: what this instance did before may be half done.
-                let current = if let cached, message.attempt == 1 { cached } else {
+                let current = if let cached, message.attempt == 1 {
+                    cached
+                } else if request.stateIsEmpty && message.attempt == 1 {
+                    try await fresh(type: type, id: id)
+                } else {
                     try await rebuild(type: type, id: id, excluding: message.attempt > 1 ? message : nil)
                 }
                 (body, cached) = try await handle(request, with: current, type: type)
@@ -238,6 +242,13 @@ public final class AgentHost: Sendable {
     }
 
     /// A fresh instance with its state folded from the log (the router's `sb.state`).
+    /// A new instance of a key whose stream the router found empty: what `sb.state` would give.
+    private func fresh(type: AgentType, id: AgentID) async throws -> Cached {
+        let instance = type.make(id)
+        try await instance.restore(snapshot: nil, events: [])
+        return Cached(instance: instance, version: 0, sinceSnapshot: 0)
+    }
+
     private func rebuild(type: AgentType, id: AgentID, excluding message: AgentMessage?) async throws -> Cached {
         let instance = type.make(id)
         var frames = [Array(id.streamID.utf8)]

@@ -19,6 +19,9 @@ final class HostConnection: Sendable {
         var client: [UInt8]
         var envelope: Envelope
         var frames: [[UInt8]]
+        /// The router found no event of the target instance's stream (taken off the headers, which
+        /// replay does not have).
+        var stateIsEmpty = false
 
         var message: AgentMessage {
             AgentMessage(messageID: envelope.messageID, runID: envelope.runID, causationID: envelope.causationID,
@@ -267,7 +270,7 @@ final class HostConnection: Sendable {
             guard let message = try? MDPCodec.decodeForWorker(frames) else { continue }
             switch message.command {
             case .workerRequest:
-                guard let first = message.body.first, let envelope = try? Envelope(decoding: first) else {
+                guard let first = message.body.first, var envelope = try? Envelope(decoding: first) else {
                     // A native worker always gets an envelope; anything else is answered as malformed.
                     let error = AskError(service: worker.spec.service, code: "malformed_envelope",
                                          message: "the request reached the agent without an envelope")
@@ -275,8 +278,9 @@ final class HostConnection: Sendable {
                              on: worker)
                     continue
                 }
+                let stateIsEmpty = envelope.headers.removeValue(forKey: Envelope.emptyStateHeader) != nil
                 incoming.yield(Incoming(service: worker.spec.service, client: message.client, envelope: envelope,
-                                        frames: Array(message.body.dropFirst())))
+                                        frames: Array(message.body.dropFirst()), stateIsEmpty: stateIsEmpty))
             case .disconnect:
                 worker.socket = try ZMQSocket(context, type: .dealer)
                 try register(worker)

@@ -33,6 +33,46 @@ extension BrokerStateMachine {
         guard let encoded = try? envelope.encoded() else { return nil }
         return ([encoded] + stripped.dropFirst(), events)
     }
+
+    /// Whether the stream of the instance (service, key) has no event, committed or not, so the
+    /// host may make it fresh without asking `sb.state`. False when the log cannot tell.
+    func instanceStateIsEmpty(service: String, key: String) -> Bool {
+        guard let streamHasEvents else { return false }
+        let stream = StateService.instanceStream(type: service, key: key)
+        return !uncommittedStreams.contains(stream) && !streamHasEvents(stream)
+    }
+}
+
+/// Streams given events in batches not yet committed: the log's index does not show them yet.
+struct UncommittedStreams {
+    /// Each stream's latest batch.
+    private var latest: [String: UInt64] = [:]
+    private var order: [(stream: String, batch: UInt64)] = []
+    private var start = 0
+
+    func contains(_ stream: String) -> Bool { latest[stream] != nil }
+
+    mutating func insert(_ stream: String, batch: UInt64) {
+        latest[stream] = batch
+        order.append((stream, batch))
+    }
+
+    /// Forgets what batches up to `batch` gave: the index holds it now.
+    mutating func committed(through batch: UInt64) {
+        while start < order.count, order[start].batch <= batch {
+            if let newest = latest[order[start].stream], newest <= batch {
+                latest[order[start].stream] = nil
+            }
+            start += 1
+        }
+        if start == order.count {
+            order.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 1024 && start * 2 > order.count {
+            order.removeFirst(start)
+            start = 0
+        }
+    }
 }
 
 /// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.

@@ -35,6 +35,8 @@ extension BrokerStateMachine {
     mutating func loadControlState(from log: EventLog, policy: Policy?) throws {
         control.policy = policy
         control.runState = { [log] run in (try? log.runStatus(run))??.state.rawValue }
+        // A stream the log cannot read counts as having events: the host then asks `sb.state`.
+        streamHasEvents = { [log] stream in ((try? log.streamVersion(stream)) ?? 1) > 0 }
         for run in try log.runs() {
             if run.state == .paused { control.modes[run.runID] = .paused }
             if run.state == .cancelled { control.modes[run.runID] = .cancelled }

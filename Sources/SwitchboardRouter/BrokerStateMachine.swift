@@ -91,6 +91,11 @@ struct BrokerStateMachine {
     private(set) var duplicateReplies = 0
     /// Approvals, timers, paused and cancelled runs, the policy and what it counts.
     var control = ControlState()
+    /// Whether the log holds an event of a stream (set by the router); without it no instance is
+    /// known to be fresh.
+    var streamHasEvents: ((String) -> Bool)?
+    /// Streams of agent events logged in batches not yet committed.
+    var uncommittedStreams = UncommittedStreams()
 
     init(configuration: RouterConfiguration, idPrefix: String) {
         self.configuration = configuration
@@ -165,6 +170,7 @@ struct BrokerStateMachine {
     /// Batches up to `batch` are committed.
     mutating func markCommitted(through batch: UInt64) {
         committedBatch = max(committedBatch, batch)
+        uncommittedStreams.committed(through: committedBatch)
     }
 
     /// Milliseconds until the next timer is due, for the poll timeout.
@@ -221,6 +227,11 @@ struct BrokerStateMachine {
                               log: false)
             }
             (body, emitted) = carried
+            if envelope.headers[Envelope.emptyStateHeader] != nil, var sent = try? Envelope(decoding: body[0]) {
+                // The router's own dispatch header: a client's is dropped, so the log holds none.
+                sent.headers[Envelope.emptyStateHeader] = nil
+                if let encoded = try? sent.encoded() { body[0] = encoded }
+            }
             causationID = envelope.causationID
             reissued = envelope.headers[Envelope.reissueHeader] != nil
             instanceKey = Request.instanceKey(of: envelope, runID: runID)
@@ -461,6 +472,8 @@ struct BrokerStateMachine {
                 service.queueStart -= 1
                 continue
             }
+            // A key never dispatched (or not for a long while) may be an instance with no history.
+            let unpinned = !pinKey.isEmpty && pins[pinKey] == nil
             if !pinKey.isEmpty { pins[pinKey] = Pin(worker: identity, lastUsed: now.milliseconds) }
             var body = request.body
             if request.native && !worker.native {
@@ -478,6 +491,12 @@ struct BrokerStateMachine {
                 envelope.attempt = request.attempt
                 // The handler's clock: when the request was received, as the log records it.
                 envelope.headers[Self.timeHeader] = String(request.receivedWall.nanosecondsSinceEpoch)
+                // Only the router says so: no other message of the key can be under way, and the
+                // log has no event of the instance's stream, committed or waiting for its commit.
+                envelope.headers[Envelope.emptyStateHeader] = nil
+                if unpinned && request.attempt == 1 && instanceStateIsEmpty(service: name, key: request.key) {
+                    envelope.headers[Envelope.emptyStateHeader] = "1"
+                }
                 if let encoded = try? envelope.encoded() {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }

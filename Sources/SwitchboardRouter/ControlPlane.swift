@@ -204,6 +204,7 @@ extension BrokerStateMachine {
     mutating func logEmitted(_ event: EmittedEvent, runID: String, now: Now, into output: inout Output) {
         let recorded = RouterEvents.emitted(event, runID: runID, now: now.wall)
         output.events.append(recorded)
+        uncommittedStreams.insert(event.streamID, batch: batch)
         guard control.policy?.hasLimits == true, event.type == ControlEvents.llmUsage,
               let usage = UsageTotals(usageEvent: event.payload)
         else { return }

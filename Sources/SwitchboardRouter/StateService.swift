@@ -19,6 +19,15 @@ public enum StateService {
     /// Events after the latest snapshot served at most; more is an error (snapshot more often).
     static let maximumEvents = 50_000
 
+    /// The log stream of the agent instance (type, key): `agent/<type>/<key>`; one longer than 200
+    /// bytes is `agent/<first 60 bytes of type>/#<32 hex digits of its SHA-256>`, since stream ids
+    /// hold 255 bytes and the snapshot stream adds a suffix.
+    public static func instanceStream(type: String, key: String) -> String {
+        let plain = "agent/\(type)/\(key)"
+        guard plain.utf8.count > 200 else { return plain }
+        return "agent/\(type.prefix(60))/#" + String(SHA256Digest.of(plain.utf8).description.prefix(32))
+    }
+
     public static func snapshotStream(of streamID: String) -> String {
         streamID + "/snapshot"
     }

@@ -40,6 +40,9 @@ public struct Envelope: Sendable, Hashable {
     /// On an ask whose handler is re-executing (a redelivery or a fork): the ask may have been
     /// answered before, so the router looks in the log when its memory has no answer.
     public static let reissueHeader = "reissue"
+    /// On a request the router dispatches: the target instance's log stream has no events, so the
+    /// host makes the instance fresh instead of asking `sb.state`. Dispatch only, never logged.
+    public static let emptyStateHeader = "state.empty"
     /// On the first message of a fork: the parent run, the fork position, the parent's first
     /// message id and its logged receive time (nanoseconds).
     public static let forkParentHeader = "fork.parent"
