@@ -50,18 +50,19 @@ public struct Envelope: Sendable, Hashable {
     public static let forkOriginHeader = "fork.origin"
     public static let forkTimeHeader = "fork.time"
 
-    /// A new run id: `run-`, the wall clock in milliseconds (12 hex digits), 16 random hex digits.
+    /// A new run id: `run-` and 16 hex digits, 4 of the wall clock in steps of 16 ms (wrapping
+    /// every 17.5 minutes) and 12 random ones.
     ///
     /// Runs started close together get ids that sort close together, so the log's per-run keys
     /// (run index, run status, agent streams) of the runs in flight share a few B-tree pages and a
-    /// commit rewrites those instead of one page per run. Ids of one millisecond are as unlikely
-    /// to clash as 64 random bits.
+    /// commit rewrites those instead of one page per run. The id keeps the length of 16 random
+    /// digits, which the log repeats in every event's ids.
     public static func newRunID() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let milliseconds = UInt64(max(0, now.tv_sec)) &* 1000 &+ UInt64(max(0, now.tv_nsec)) / 1_000_000
-        return "run-" + hexDigits(milliseconds & 0xFFFF_FFFF_FFFF, count: 12)
-            + hexDigits(UInt64.random(in: 0...UInt64.max), count: 16)
+        return "run-" + hexDigits((milliseconds >> 4) & 0xFFFF, count: 4)
+            + hexDigits(UInt64.random(in: 0..<(1 << 48)), count: 12)
     }
 
     private static func hexDigits(_ value: UInt64, count: Int) -> String {

@@ -92,29 +92,37 @@ import Testing
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    @Test func runIDsCarryTheirMillisecondAndRandomDigits() throws {
-        let before = Self.wallMilliseconds()
-        let ids = (0..<10_000).map { _ in Envelope.newRunID() }
-        let after = Self.wallMilliseconds()
-        #expect(Set(ids).count == ids.count)
-        for id in ids {
-            #expect(id.hasPrefix("run-") && id.utf8.count == 32)
-            let digits = id.dropFirst(4)
-            #expect(digits.allSatisfy { $0.isHexDigit && !$0.isUppercase })
-            let milliseconds = try #require(UInt64(digits.prefix(12), radix: 16))
-            #expect(milliseconds >= before && milliseconds <= after)
-        }
-        // Different random digits even when the millisecond is the same.
-        #expect(Set(ids.map { $0.suffix(16) }).count == ids.count)
+    /// The clock digits an id made between two readings of the clock may have.
+    private static func clockDigits(from before: UInt64, to after: UInt64) -> Set<UInt64> {
+        Set(((before >> 4)...(after >> 4)).map { $0 & 0xFFFF })
     }
 
-    @Test func laterRunsSortAfterEarlierOnes() throws {
-        var ids: [String] = []
-        for _ in 0..<5 {
-            ids.append(Envelope.newRunID())
-            let start = Self.wallMilliseconds()
-            while Self.wallMilliseconds() < start + 2 {}
+    @Test func runIDsCarryTheClockAndRandomDigits() throws {
+        let before = Self.wallMilliseconds()
+        let ids = (0..<10_000).map { _ in Envelope.newRunID() }
+        let expected = Self.clockDigits(from: before, to: Self.wallMilliseconds())
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.hasPrefix("run-") && id.utf8.count == 20)
+            let digits = id.dropFirst(4)
+            #expect(digits.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+            #expect(expected.contains(try #require(UInt64(digits.prefix(4), radix: 16))))
         }
-        #expect(ids == ids.sorted())
+        // Different random digits even within one step of the clock.
+        #expect(Set(ids.map { $0.suffix(12) }).count == ids.count)
+    }
+
+    @Test func theClockDigitsFollowTheClock() throws {
+        // Over 50 ms (a few steps), each id is bracketed by readings of the clock.
+        let end = Self.wallMilliseconds() + 50
+        var steps: Set<UInt64> = []
+        while Self.wallMilliseconds() < end {
+            let before = Self.wallMilliseconds()
+            let id = Envelope.newRunID()
+            let step = try #require(UInt64(id.dropFirst(4).prefix(4), radix: 16))
+            #expect(Self.clockDigits(from: before, to: Self.wallMilliseconds()).contains(step))
+            steps.insert(step)
+        }
+        #expect(steps.count >= 3)
     }
 }
