@@ -11,8 +11,9 @@ extension BrokerStateMachine {
     /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
     mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
         guard !request.runID.isEmpty else { return false }
-        let key = "\(request.runID)\u{0}\(worker.service)\u{0}\(worker.version)\u{0}\(worker.configDigest)"
-        guard lockedServices.insert(key) else { return false }
+        let entry = LockEntry(runID: request.runID, service: worker.service, version: worker.version,
+                              configDigest: worker.configDigest)
+        guard lockedServices.insert(entry) else { return false }
         output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
                                                        version: worker.version, configDigest: worker.configDigest,
                                                        causationID: request.messageID, now: now.wall))
@@ -75,11 +76,19 @@ struct UncommittedStreams {
     }
 }
 
+/// A run's use of a service version, as its determinism lock records it.
+struct LockEntry: Hashable {
+    var runID: String
+    var service: String
+    var version: String
+    var configDigest: String
+}
+
 /// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.
-struct RecentKeys {
+struct RecentKeys<Key: Hashable> {
     let capacity: Int
-    private var keys: Set<String> = []
-    private var order: [String] = []
+    private var keys: Set<Key> = []
+    private var order: [Key] = []
     private var start = 0
 
     init(capacity: Int) {
@@ -87,7 +96,7 @@ struct RecentKeys {
     }
 
     /// Adds `key`; false when it is already remembered.
-    mutating func insert(_ key: String) -> Bool {
+    mutating func insert(_ key: Key) -> Bool {
         guard keys.insert(key).inserted else { return false }
         order.append(key)
         if order.count - start > capacity {

@@ -71,7 +71,7 @@ struct BrokerStateMachine {
     private var openNative: Set<String> = []
     /// (run, service, version, digest) already in a run's determinism lock (a repeated lock entry
     /// is harmless: readers keep the first).
-    var lockedServices = RecentKeys(capacity: 100_000)
+    var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
