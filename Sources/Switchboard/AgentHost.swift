@@ -123,7 +123,11 @@ public final class AgentHost: Sendable {
                     guard !state.draining else { return false }
                     state.busy += 1
                     if state.mailboxes[key] != nil {
-                        state.mailboxes[key]?.append(request)
+                        // The router judged the key empty as it sent this; a message ahead of it
+                        // here may still be under way (one the router had given up on).
+                        var queued = request
+                        queued.stateIsEmpty = false
+                        state.mailboxes[key]?.append(queued)
                         return false
                     }
                     state.mailboxes[key] = [request]
@@ -164,7 +168,8 @@ public final class AgentHost: Sendable {
             var body: [[UInt8]]
             do {
                 // A redelivery starts from the log: what this instance did before may be half done.
-                let current = if let cached, message.attempt == 1 {
+                // A cache ahead of a log the router found empty holds events never logged: the log wins.
+                let current = if let cached, message.attempt == 1, !(request.stateIsEmpty && cached.version > 0) {
                     cached
                 } else if request.stateIsEmpty && message.attempt == 1 {
                     try await fresh(type: type, id: id)
@@ -241,7 +246,6 @@ public final class AgentHost: Sendable {
         return envelope
     }
 
-    /// A fresh instance with its state folded from the log (the router's `sb.state`).
     /// A new instance of a key whose stream the router found empty: what `sb.state` would give.
     private func fresh(type: AgentType, id: AgentID) async throws -> Cached {
         let instance = type.make(id)
@@ -249,6 +253,7 @@ public final class AgentHost: Sendable {
         return Cached(instance: instance, version: 0, sinceSnapshot: 0)
     }
 
+    /// A fresh instance with its state folded from the log (the router's `sb.state`).
     private func rebuild(type: AgentType, id: AgentID, excluding message: AgentMessage?) async throws -> Cached {
         let instance = type.make(id)
         var frames = [Array(id.streamID.utf8)]

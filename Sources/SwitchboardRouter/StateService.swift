@@ -20,12 +20,15 @@ public enum StateService {
     static let maximumEvents = 50_000
 
     /// The log stream of the agent instance (type, key): `agent/<type>/<key>`; one longer than 200
-    /// bytes is `agent/<first 60 bytes of type>/#<32 hex digits of its SHA-256>`, since stream ids
-    /// hold 255 bytes and the snapshot stream adds a suffix.
+    /// bytes is `agent/<first 60 characters of type>/#<32 hex digits of its SHA-256>`, since stream
+    /// ids hold 255 bytes and the snapshot stream adds a suffix. Characters past 200 bytes of the
+    /// type are left out too.
     public static func instanceStream(type: String, key: String) -> String {
         let plain = "agent/\(type)/\(key)"
         guard plain.utf8.count > 200 else { return plain }
-        return "agent/\(type.prefix(60))/#" + String(SHA256Digest.of(plain.utf8).description.prefix(32))
+        var head = type.prefix(60)
+        while head.utf8.count > 200 { head = head.dropLast() }
+        return "agent/\(head)/#" + String(SHA256Digest.of(plain.utf8).description.prefix(32))
     }
 
     public static func snapshotStream(of streamID: String) -> String {

@@ -87,6 +87,19 @@ import TestSupport
         }
     }
 
+    @Test func instanceStreamsFitTheLogWithTheirSnapshotSuffix() {
+        #expect(StateService.instanceStream(type: "counter", key: "k") == "agent/counter/k")
+        let longKey = String(repeating: "k", count: 300)
+        let ascii = StateService.instanceStream(type: String(repeating: "t", count: 80), key: longKey)
+        #expect(ascii.hasPrefix("agent/" + String(repeating: "t", count: 60) + "/#") && ascii.utf8.count == 100)
+        // 60 characters of 25 bytes each: cut to whole characters within 200 bytes.
+        let family = "\u{1F469}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}"
+        let wide = StateService.instanceStream(type: String(repeating: family, count: 60), key: longKey)
+        #expect(StateService.snapshotStream(of: wide).utf8.count <= 255)
+        #expect(wide.hasPrefix("agent/" + String(repeating: family, count: 8) + "/#"))
+        #expect(wide != StateService.instanceStream(type: String(repeating: family, count: 60), key: longKey + "x"))
+    }
+
     @Test func withoutALogNoKeyIsSaidToBeFresh() throws {
         var driver = Driver()
         _ = driver.send("w1", MDPCodec.workerReady(service: "agent", metadata: WorkerMetadata(version: "1").encoded()))
