@@ -23,8 +23,9 @@ for durability in fsync none; do
     $sb agent --router "$endpoint" --agents echo,counter,pipeline >/dev/null & agent=$!; pids+=($agent)
     line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$concurrency")
     rate=$(echo "$line" | sed -E 's/.*: ([0-9]+) runs\/s.*/\1/')
-    awk -v r="$rate" -v d="$durability" -v l="$line" 'BEGIN {
-        printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r) }'
+    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" 'BEGIN {
+        printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r)
+        printf "  = %.0f requests/s through the router (4 per run), %.0f%% of the C yardstick\n", 4 * r, 400 * r / c }'
     kill -9 "$agent" 2>/dev/null || true
 done
 echo "$runs runs, $concurrency in flight, router and agents in separate processes"
