@@ -248,14 +248,11 @@ public final class AgentHost: Sendable {
 
     /// A new instance of a key whose stream the router found empty: what `sb.state` would give.
     private func fresh(type: AgentType, id: AgentID) async throws -> Cached {
-        let instance = type.make(id)
-        try await instance.restore(snapshot: nil, events: [])
-        return Cached(instance: instance, version: 0, sinceSnapshot: 0)
+        try await restored(type: type, id: id, version: 0, snapshot: nil, events: [])
     }
 
     /// A fresh instance with its state folded from the log (the router's `sb.state`).
     private func rebuild(type: AgentType, id: AgentID, excluding message: AgentMessage?) async throws -> Cached {
-        let instance = type.make(id)
         var frames = [Array(id.streamID.utf8)]
         if let message { frames.append(Array(message.messageID.utf8)) }
         let reply = try await connection.ask(
@@ -267,6 +264,12 @@ public final class AgentHost: Sendable {
         }
         let snapshot = reply.frames[1].isEmpty ? nil : try EmittedEvent(decoding: reply.frames[1]).payload
         let events = try reply.frames.dropFirst(2).map { try EmittedEvent(decoding: $0).payload }
+        return try await restored(type: type, id: id, version: version, snapshot: snapshot, events: events)
+    }
+
+    private func restored(type: AgentType, id: AgentID, version: UInt64, snapshot: [UInt8]?, events: [[UInt8]])
+        async throws -> Cached {
+        let instance = type.make(id)
         try await instance.restore(snapshot: snapshot, events: events)
         return Cached(instance: instance, version: version, sinceSnapshot: events.count)
     }

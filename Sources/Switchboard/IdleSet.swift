@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import SwitchboardWire
 
 /// Values parked under keys in the order they were parked, so the least recently parked go first
 /// without sorting: parking, taking and dropping the oldest are O(1), amortized.
@@ -8,21 +9,23 @@
 /// outnumber the live ones.
 struct IdleSet<Key: Hashable, Value> {
     private var entries: [Key: (value: Value, stamp: UInt64)] = [:]
-    private var order: [(key: Key, stamp: UInt64)] = []
-    private var head = 0
+    private var order = FIFOQueue<(key: Key, stamp: UInt64)>()
     private var nextStamp: UInt64 = 0
 
     var count: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
     /// Queue entries held, live and left behind (for tests).
-    var queueLength: Int { order.count - head }
+    var queueLength: Int { order.count }
 
     /// Parks `value` under `key` as the most recent; a value already there is replaced.
     mutating func park(_ value: Value, under key: Key) {
         nextStamp += 1
         entries[key] = (value, nextStamp)
         order.append((key, nextStamp))
-        if order.count - head > 2 * entries.count + 64 { sweep() }
+        if order.count > 2 * entries.count + 64 {
+            let entries = entries
+            order.removeAll { entries[$0.key]?.stamp != $0.stamp }
+        }
     }
 
     /// Takes the value parked under `key` out of the set.
@@ -34,7 +37,7 @@ struct IdleSet<Key: Hashable, Value> {
     var oldest: Value? {
         mutating get {
             skipStale()
-            return head < order.count ? entries[order[head].key]?.value : nil
+            return order.first.flatMap { entries[$0.key]?.value }
         }
     }
 
@@ -42,32 +45,14 @@ struct IdleSet<Key: Hashable, Value> {
     @discardableResult
     mutating func dropOldest() -> Value? {
         skipStale()
-        guard head < order.count else { return nil }
-        let key = order[head].key
-        head += 1
-        compact()
-        return entries.removeValue(forKey: key)?.value
+        return order.popFirst().flatMap { entries.removeValue(forKey: $0.key)?.value }
+    }
+
+    private func isStale(_ entry: (key: Key, stamp: UInt64)) -> Bool {
+        entries[entry.key]?.stamp != entry.stamp
     }
 
     private mutating func skipStale() {
-        while head < order.count, entries[order[head].key]?.stamp != order[head].stamp { head += 1 }
-        compact()
-    }
-
-    /// Lets go of the queue's consumed front once it is half the storage.
-    private mutating func compact() {
-        if head == order.count {
-            order.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head > 1024 && head > order.count / 2 {
-            order.removeFirst(head)
-            head = 0
-        }
-    }
-
-    /// Keeps only the queue entries of parked values, in order.
-    private mutating func sweep() {
-        order = order[head...].filter { entries[$0.key]?.stamp == $0.stamp }
-        head = 0
+        while let front = order.first, isStale(front) { order.popFirst() }
     }
 }

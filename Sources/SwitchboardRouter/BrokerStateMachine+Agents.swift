@@ -35,6 +35,35 @@ extension BrokerStateMachine {
         return ([encoded] + stripped.dropFirst(), events)
     }
 
+    /// A native worker always gets an envelope: the client's, if it sent one, with the run and the
+    /// attempt as the router knows them, the handler's clock, and `state.empty` when it applies.
+    func dispatchedEnvelope(_ request: Request, body: [[UInt8]], service: String, unpinned: Bool) -> Envelope {
+        var envelope = Envelope(messageID: request.messageID)
+        if request.native, let first = body.first, let sent = try? Envelope(decoding: first) {
+            envelope = sent
+        }
+        envelope.runID = request.runID
+        envelope.attempt = request.attempt
+        // The handler's clock: when the request was received, as the log records it.
+        envelope.headers[Self.timeHeader] = String(request.receivedWall.nanosecondsSinceEpoch)
+        // Only the router says so: no other message of the key can be under way, and the log has
+        // no event of the instance's stream, committed or waiting for its commit. One in a body
+        // logged by an older router is not passed on.
+        envelope.headers[Envelope.emptyStateHeader] = nil
+        if unpinned && request.attempt == 1 && instanceStateIsEmpty(service: service, key: request.key) {
+            envelope.headers[Envelope.emptyStateHeader] = "1"
+        }
+        return envelope
+    }
+
+    /// A client's body without `state.empty`, which only the router sets: the log holds none.
+    static func withoutEmptyStateMark(_ body: [[UInt8]], envelope: Envelope) -> [[UInt8]] {
+        guard envelope.headers[Envelope.emptyStateHeader] != nil, var sent = try? Envelope(decoding: body[0]),
+              sent.headers.removeValue(forKey: Envelope.emptyStateHeader) != nil, let encoded = try? sent.encoded()
+        else { return body }
+        return [encoded] + body.dropFirst()
+    }
+
     /// Whether the stream of the instance (service, key) has no event, committed or not, so the
     /// host may make it fresh without asking `sb.state`. False when the log cannot tell.
     func instanceStateIsEmpty(service: String, key: String) -> Bool {
@@ -48,8 +77,7 @@ extension BrokerStateMachine {
 struct UncommittedStreams {
     /// Each stream's latest batch.
     private var latest: [String: UInt64] = [:]
-    private var order: [(stream: String, batch: UInt64)] = []
-    private var start = 0
+    private var order = FIFOQueue<(stream: String, batch: UInt64)>()
 
     func contains(_ stream: String) -> Bool { latest[stream] != nil }
 
@@ -60,18 +88,9 @@ struct UncommittedStreams {
 
     /// Forgets what batches up to `batch` gave: the index holds it now.
     mutating func committed(through batch: UInt64) {
-        while start < order.count, order[start].batch <= batch {
-            if let newest = latest[order[start].stream], newest <= batch {
-                latest[order[start].stream] = nil
-            }
-            start += 1
-        }
-        if start == order.count {
-            order.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start > 1024 && start * 2 > order.count {
-            order.removeFirst(start)
-            start = 0
+        while let oldest = order.first, oldest.batch <= batch {
+            order.popFirst()
+            if let newest = latest[oldest.stream], newest <= batch { latest[oldest.stream] = nil }
         }
     }
 }
@@ -88,8 +107,7 @@ struct LockEntry: Hashable {
 struct RecentKeys<Key: Hashable> {
     let capacity: Int
     private var keys: Set<Key> = []
-    private var order: [Key] = []
-    private var start = 0
+    private var order = FIFOQueue<Key>()
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -99,14 +117,7 @@ struct RecentKeys<Key: Hashable> {
     mutating func insert(_ key: Key) -> Bool {
         guard keys.insert(key).inserted else { return false }
         order.append(key)
-        if order.count - start > capacity {
-            keys.remove(order[start])
-            start += 1
-            if start > capacity / 2 {
-                order.removeFirst(start)
-                start = 0
-            }
-        }
+        if order.count > capacity, let oldest = order.popFirst() { keys.remove(oldest) }
         return true
     }
 }

@@ -227,11 +227,7 @@ struct BrokerStateMachine {
                               log: false)
             }
             (body, emitted) = carried
-            if envelope.headers[Envelope.emptyStateHeader] != nil, var sent = try? Envelope(decoding: body[0]) {
-                // The router's own dispatch header: a client's is dropped, so the log holds none.
-                sent.headers[Envelope.emptyStateHeader] = nil
-                if let encoded = try? sent.encoded() { body[0] = encoded }
-            }
+            body = Self.withoutEmptyStateMark(body, envelope: envelope)
             causationID = envelope.causationID
             reissued = envelope.headers[Envelope.reissueHeader] != nil
             instanceKey = Request.instanceKey(of: envelope, runID: runID)
@@ -481,22 +477,7 @@ struct BrokerStateMachine {
                 body = Array(body.dropFirst())
             }
             if worker.native {
-                // A native worker always gets an envelope: the client's, if it sent one, with the
-                // run and the attempt as the router knows them.
-                var envelope = Envelope(messageID: request.messageID)
-                if request.native, let first = body.first, let sent = try? Envelope(decoding: first) {
-                    envelope = sent
-                }
-                envelope.runID = request.runID
-                envelope.attempt = request.attempt
-                // The handler's clock: when the request was received, as the log records it.
-                envelope.headers[Self.timeHeader] = String(request.receivedWall.nanosecondsSinceEpoch)
-                // Only the router says so: no other message of the key can be under way, and the
-                // log has no event of the instance's stream, committed or waiting for its commit.
-                envelope.headers[Envelope.emptyStateHeader] = nil
-                if unpinned && request.attempt == 1 && instanceStateIsEmpty(service: name, key: request.key) {
-                    envelope.headers[Envelope.emptyStateHeader] = "1"
-                }
+                let envelope = dispatchedEnvelope(request, body: body, service: name, unpinned: unpinned)
                 if let encoded = try? envelope.encoded() {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
