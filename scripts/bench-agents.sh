@@ -12,20 +12,35 @@ endpoint="tcp://127.0.0.1:$port"
 "$bin/mdp_broker" "$endpoint" & pids+=($!); sleep 0.3
 for _ in 1 2; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
 sleep 0.5
+s=$(cpu_snapshot)
 c=$("$bin/mdp_load" "$endpoint" echo 16 5 256)
 c_rps=$(echo "$c" | field req/s)
 echo "C yardstick: mdp_broker (no log), 2 C echo workers, 16 synchronous clients: $c_rps req/s"
+echo "  $(cpu_share "$s")"
+# The same broker with as many requests in flight as the pipeline has runs: each C worker takes
+# one request at a time, so more of them (as processes) keep the broker busy.
+for _ in 1 2 3 4 5 6; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
+sleep 0.5
+s=$(cpu_snapshot)
+c=$("$bin/mdp_load" "$endpoint" echo "$concurrency" 5 256)
+c_wide=$(echo "$c" | field req/s)
+echo "C yardstick: the same broker, 8 C echo workers, $concurrency synchronous clients: $c_wide req/s"
+echo "  $(cpu_share "$s")"
 
 for durability in fsync none; do
     port=$((port + 1)); endpoint="tcp://127.0.0.1:$port"
     $sb router --data "$work/$durability" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
     sleep 0.5
     $sb agent --router "$endpoint" --agents echo,counter,pipeline >/dev/null & agent=$!; pids+=($agent)
+    s=$(cpu_snapshot)
     line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$concurrency")
+    share=$(cpu_share "$s")
     rate=$(echo "$line" | sed -E 's/.*: ([0-9]+) runs\/s.*/\1/')
-    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" 'BEGIN {
+    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" -v w="$c_wide" -v n="$concurrency" 'BEGIN {
         printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r)
-        printf "  = %.0f requests/s through the router (4 per run), %.0f%% of the C yardstick\n", 4 * r, 400 * r / c }'
+        printf "  = %.0f requests/s through the router (4 per run): %.0f%% of the C yardstick, %.0f%% of it with %d in flight\n",
+            4 * r, 400 * r / c, 400 * r / w, n }'
+    echo "  $share"
     kill -9 "$agent" 2>/dev/null || true
 done
 echo "$runs runs, $concurrency in flight, router and agents in separate processes"
