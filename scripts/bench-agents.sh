@@ -2,11 +2,13 @@
 # Agents end to end: the three-step pipeline (echo -> counter -> echo) started by `switchboard run
 # --count`, through `switchboard router` (durable log) to `switchboard agent` in a separate
 # process. Prints runs/s, steps/s (3 asks per run) and per-step time per durability, with the C
-# yardstick broker (../shared/anchors: mdp_broker, 2 mdp_workers, mdp_load, no log) measured in
+# yardstick broker (../shared/anchors: mdp_broker with 2, then 8 mdp_workers, mdp_load, no log) measured in
 # the same run for scale. Then the replay benchmark (RuntimeBenchmarks: a 100,000-event run).
+# RUNS, CONCURRENCY (runs in flight) and CAPACITY (the host's per-type capacity) default to
+# 10000, 256 and 256; the pipeline agent holds one place of its capacity per run under way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-10000}; concurrency=${CONCURRENCY:-256}
+runs=${RUNS:-10000}; concurrency=${CONCURRENCY:-256}; capacity=${CAPACITY:-256}
 source scripts/bench-common.sh bench-agents
 endpoint="tcp://127.0.0.1:$port"
 "$bin/mdp_broker" "$endpoint" & pids+=($!); sleep 0.3
@@ -22,27 +24,28 @@ echo "  $(cpu_share "$s")"
 for _ in 1 2 3 4 5 6; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
 sleep 0.5
 s=$(cpu_snapshot)
-c=$("$bin/mdp_load" "$endpoint" echo "$concurrency" 5 256)
+clients=$((concurrency < 1000 ? concurrency : 1000))   # one ZeroMQ context opens 1023 sockets at most
+c=$("$bin/mdp_load" "$endpoint" echo "$clients" 5 256)
 c_wide=$(echo "$c" | field req/s)
-echo "C yardstick: the same broker, 8 C echo workers, $concurrency synchronous clients: $c_wide req/s"
+echo "C yardstick: the same broker, 8 C echo workers, $clients synchronous clients: $c_wide req/s"
 echo "  $(cpu_share "$s")"
 
 for durability in fsync none; do
     port=$((port + 1)); endpoint="tcp://127.0.0.1:$port"
     $sb router --data "$work/$durability" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
     sleep 0.5
-    $sb agent --router "$endpoint" --agents echo,counter,pipeline >/dev/null & agent=$!; pids+=($agent)
+    $sb agent --router "$endpoint" --agents echo,counter,pipeline --capacity "$capacity" >/dev/null & agent=$!; pids+=($agent)
     s=$(cpu_snapshot)
     line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$concurrency")
     share=$(cpu_share "$s")
     rate=$(echo "$line" | sed -E 's/.*: ([0-9]+) runs\/s.*/\1/')
-    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" -v w="$c_wide" -v n="$concurrency" 'BEGIN {
+    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" -v w="$c_wide" -v n="$clients" 'BEGIN {
         printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r)
         printf "  = %.0f requests/s through the router (4 per run): %.0f%% of the C yardstick, %.0f%% of it with %d in flight\n",
             4 * r, 400 * r / c, 400 * r / w, n }'
     echo "  $share"
     kill -9 "$agent" 2>/dev/null || true
 done
-echo "$runs runs, $concurrency in flight, router and agents in separate processes"
+echo "$runs runs, $concurrency in flight, host capacity $capacity, router and agents in separate processes"
 
 swift package --package-path benchmarks --allow-writing-to-package-directory benchmark --target RuntimeBenchmarks
