@@ -13,22 +13,21 @@ source scripts/bench-common.sh bench-agents
 endpoint="tcp://127.0.0.1:$port"
 "$bin/mdp_broker" "$endpoint" & pids+=($!); sleep 0.3
 for _ in 1 2; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
+# Loads the C broker with $1 synchronous clients for 5 s; prints the rate and sets c_last to it.
+measure_c() {
+    local s; s=$(cpu_snapshot)
+    c_last=$("$bin/mdp_load" "$endpoint" echo "$1" 5 256 | field req/s)
+    echo "C yardstick: mdp_broker (no log), $2 C echo workers, $1 synchronous clients: $c_last req/s"
+    echo "  $(cpu_share "$s")"
+}
 sleep 0.5
-s=$(cpu_snapshot)
-c=$("$bin/mdp_load" "$endpoint" echo 16 5 256)
-c_rps=$(echo "$c" | field req/s)
-echo "C yardstick: mdp_broker (no log), 2 C echo workers, 16 synchronous clients: $c_rps req/s"
-echo "  $(cpu_share "$s")"
+measure_c 16 2; c_rps=$c_last
 # The same broker with as many requests in flight as the pipeline has runs: each C worker takes
 # one request at a time, so more of them (as processes) keep the broker busy.
 for _ in 1 2 3 4 5 6; do "$bin/mdp_worker" "$endpoint" echo >/dev/null 2>&1 & pids+=($!); done
 sleep 0.5
-s=$(cpu_snapshot)
 clients=$((concurrency < 1000 ? concurrency : 1000))   # one ZeroMQ context opens 1023 sockets at most
-c=$("$bin/mdp_load" "$endpoint" echo "$clients" 5 256)
-c_wide=$(echo "$c" | field req/s)
-echo "C yardstick: the same broker, 8 C echo workers, $clients synchronous clients: $c_wide req/s"
-echo "  $(cpu_share "$s")"
+measure_c "$clients" 8; c_wide=$c_last
 
 for durability in fsync none; do
     port=$((port + 1)); endpoint="tcp://127.0.0.1:$port"

@@ -14,13 +14,14 @@ trap cleanup EXIT
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 port=$((20000 + RANDOM % 20000))
 # The machine's CPU time in /proc/stat, to tell how much of a measurement the hypervisor took:
-# `s=$(cpu_snapshot)` before, `cpu_share "$s"` after prints busy, idle and steal shares.
+# `s=$(cpu_snapshot)` before, `cpu_share "$s"` after prints busy, idle (I/O wait included) and
+# steal shares.
 cpu_snapshot() { head -1 /proc/stat; }
 cpu_share() {
-    awk -v a="$1" -v b="$(head -1 /proc/stat)" 'BEGIN {
+    awk -v a="$1" -v b="$(cpu_snapshot)" 'BEGIN {
         n = split(a, x, " "); split(b, y, " "); t = 0
         for (i = 2; i <= 9 && i <= n; i++) { d[i] = y[i] - x[i]; t += d[i] }
         if (t <= 0) { print "cpu: no sample"; exit }
-        printf "cpu: busy %.0f%%, idle %.0f%%, stolen by the hypervisor %.0f%%\n",
+        printf "cpu: busy %.0f%%, idle or waiting on I/O %.0f%%, stolen by the hypervisor %.0f%%\n",
             100 * (d[2] + d[3] + d[4] + d[7] + d[8]) / t, 100 * (d[5] + d[6]) / t, 100 * d[9] / t }'
 }
