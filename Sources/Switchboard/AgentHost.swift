@@ -82,6 +82,8 @@ public final class AgentHost: Sendable {
         var busy = 0
         var draining = false
         var handled = 0
+        /// Resumed once the request stream has ended and every mailbox is empty.
+        var allDrained: CheckedContinuation<Void, Never>?
     }
 
     /// - Parameter context: the ZeroMQ context; pass the router's for an `inproc://` endpoint.
@@ -114,29 +116,37 @@ public final class AgentHost: Sendable {
     /// Serves until ``shutdown()``; returns once the handlers under way have finished.
     public func run() async {
         connection.start()
-        await withDiscardingTaskGroup { group in
-            for await request in connection.requests {
-                guard let type = types[request.service] else { continue }
-                let key = InstanceKey(type: request.service, key: request.message.key)
-                let start = state.withLock { state -> Bool in
-                    // Draining: not started; the router hands it to another host after DISCONNECT.
-                    guard !state.draining else { return false }
-                    state.busy += 1
-                    if state.mailboxes[key] != nil {
-                        // The router judged the key empty as it sent this; a message ahead of it
-                        // here may still be under way (one the router had given up on).
-                        var queued = request
-                        queued.stateIsEmpty = false
-                        state.mailboxes[key]?.append(queued)
-                        return false
-                    }
-                    state.mailboxes[key] = [request]
-                    return true
+        // One unstructured task per busy instance, not a task group: removing a finished child
+        // from a group walks its list of children, hundreds long under load.
+        for await request in connection.requests {
+            guard let type = types[request.service] else { continue }
+            let key = InstanceKey(type: request.service, key: request.message.key)
+            let start = state.withLock { state -> Bool in
+                // Draining: not started; the router hands it to another host after DISCONNECT.
+                guard !state.draining else { return false }
+                state.busy += 1
+                if state.mailboxes[key] != nil {
+                    // The router judged the key empty as it sent this; a message ahead of it
+                    // here may still be under way (one the router had given up on).
+                    var queued = request
+                    queued.stateIsEmpty = false
+                    state.mailboxes[key]?.append(queued)
+                    return false
                 }
-                if start {
-                    group.addTask { await self.drain(key, type: type) }
-                }
+                state.mailboxes[key] = [request]
+                return true
             }
+            if start {
+                Task { await self.drain(key, type: type) }
+            }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state in
+                if state.mailboxes.isEmpty { return true }
+                state.allDrained = continuation
+                return false
+            }
+            if done { continuation.resume() }
         }
     }
 
@@ -184,18 +194,21 @@ public final class AgentHost: Sendable {
             }
             connection.reply(to: request, body: body)
             let now = MonotonicTime.milliseconds()
-            state.withLock { state in
+            let drained = state.withLock { state -> CheckedContinuation<Void, Never>? in
                 state.busy -= 1
                 state.handled += 1
                 state.mailboxes[key]?.removeFirst()
-                if state.mailboxes[key]?.isEmpty == true {
-                    state.mailboxes[key] = nil
-                    if let cached {
-                        state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
-                    }
-                    passivate(&state, now: now)
+                guard state.mailboxes[key]?.isEmpty == true else { return nil }
+                state.mailboxes[key] = nil
+                if let cached {
+                    state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
                 }
+                passivate(&state, now: now)
+                guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return nil }
+                state.allDrained = nil
+                return waiting
             }
+            drained?.resume()
         }
     }
 

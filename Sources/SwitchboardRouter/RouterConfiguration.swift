@@ -21,7 +21,8 @@ public struct RouterConfiguration: Sendable {
     public var maximumBodySize: Int
     /// Most frames in one request or reply body: each adds bytes to the logged event.
     public var maximumFrames: Int
-    /// Messages read from the socket per poll cycle at most: one log commit covers them all.
+    /// Messages read from the socket per poll cycle at most. Committed frames go out between cycles,
+    /// so a large batch holds them back (and the peers waiting on them) while it is decided.
     public var maximumBatch: Int
     /// The policy gate; nil lets every request through without a decision event.
     public var policy: Policy?
@@ -42,7 +43,7 @@ public struct RouterConfiguration: Sendable {
         maximumQueueLength: Int = 10_000,
         maximumBodySize: Int = 4 << 20,
         maximumFrames: Int = 1024,
-        maximumBatch: Int = 512,
+        maximumBatch: Int = 64,
         policy: Policy? = nil,
         rememberedAnswers: Int = 10_000,
         keyAffinityTimeout: Int = 600_000
