@@ -5,7 +5,8 @@
 # yardstick broker (../shared/anchors: mdp_broker with 2, then 8 mdp_workers, mdp_load, no log) measured in
 # the same run for scale. Then the replay benchmark (RuntimeBenchmarks: a 100,000-event run).
 # RUNS, CONCURRENCY (runs in flight) and CAPACITY (the host's per-type capacity) default to
-# 10000, 256 and 256; the pipeline agent holds one place of its capacity per run under way.
+# 10000, 256 and 256; the pipeline agent holds one place of its capacity per run under way. A last
+# case runs 1,024 in flight with capacity 1,024.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-10000}; concurrency=${CONCURRENCY:-256}; capacity=${CAPACITY:-256}
@@ -29,22 +30,28 @@ sleep 0.5
 clients=$((concurrency < 1000 ? concurrency : 1000))   # one ZeroMQ context opens 1023 sockets at most
 measure_c "$clients" 8; c_wide=$c_last
 
-for durability in fsync none; do
+# Each case: durability, runs in flight, host capacity. The last is the wide case: 1,024 runs in
+# flight (the router's most per worker), for the rate when latency does not bound it.
+for case in "fsync $concurrency $capacity" "none $concurrency $capacity" "fsync 1024 1024"; do
+    read -r durability inflight places <<<"$case"
     port=$((port + 1)); endpoint="tcp://127.0.0.1:$port"
-    $sb router --data "$work/$durability" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
+    $sb router --data "$work/$durability-$inflight" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
+    router=$!
     sleep 0.5
-    $sb agent --router "$endpoint" --agents echo,counter,pipeline --capacity "$capacity" >/dev/null & agent=$!; pids+=($agent)
+    $sb agent --router "$endpoint" --agents echo,counter,pipeline --capacity "$places" >/dev/null & agent=$!; pids+=($agent)
     s=$(cpu_snapshot)
-    line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$concurrency")
+    line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$inflight")
     share=$(cpu_share "$s")
     rate=$(echo "$line" | sed -E 's/.*: ([0-9]+) runs\/s.*/\1/')
-    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" -v w="$c_wide" -v n="$clients" 'BEGIN {
-        printf "pipeline (%s): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n", d, l, 3 * r, 1e6 / (3 * r)
+    awk -v r="$rate" -v d="$durability" -v l="$line" -v c="$c_rps" -v w="$c_wide" -v n="$clients" -v f="$inflight" -v p="$places" 'BEGIN {
+        printf "pipeline (%s, %d in flight, host capacity %d): %s\n  = %.0f steps/s (3 asks per run), %.1f us per step\n",
+            d, f, p, l, 3 * r, 1e6 / (3 * r)
         printf "  = %.0f requests/s through the router (4 per run): %.0f%% of the C yardstick, %.0f%% of it with %d in flight\n",
             4 * r, 400 * r / c, 400 * r / w, n }'
     echo "  $share"
-    kill -9 "$agent" 2>/dev/null || true
+    kill -9 "$agent" "$router" 2>/dev/null || true
+    wait "$agent" "$router" 2>/dev/null || true   # reaped here, so bash does not report them killed
 done
-echo "$runs runs, $concurrency in flight, host capacity $capacity, router and agents in separate processes"
+echo "$runs runs a case, router and agents in separate processes"
 
 swift package --package-path benchmarks --allow-writing-to-package-directory benchmark --target RuntimeBenchmarks

@@ -9,7 +9,7 @@ swift build -c release --product switchboard >/dev/null
 sb=.build/release/switchboard
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" "$1.XXXXXX")
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 port=$((20000 + RANDOM % 20000))
