@@ -159,7 +159,7 @@ public final class AgentHost: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         connection.disconnectWorkers()
-        connection.stop()
+        await connection.stop()
     }
 
     /// Handles the messages of one instance in order until its mailbox is empty.

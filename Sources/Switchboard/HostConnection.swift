@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-import Dispatch
 import Synchronization
 import SwitchboardWire
 
@@ -52,6 +51,13 @@ final class HostConnection: Sendable {
         var commands: [Command] = []
         var wake: ZMQSocket
         var stopping = false
+        var started = false
+    }
+
+    /// Whether the I/O thread has ended, and who waits for it.
+    private struct Ending {
+        var ended = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
     }
 
     let requests: AsyncStream<Incoming>
@@ -64,7 +70,7 @@ final class HostConnection: Sendable {
     private let wakeEndpoint: String
     private let outbox: Mutex<Outbox>
     private let waiters = Mutex<[String: Waiter]>([:])
-    private let finished = DispatchSemaphore(value: 0)
+    private let ending = Mutex(Ending())
     private let clientIdentity: [UInt8]
     private let registrationCount = Atomic<Int>(0)
 
@@ -89,8 +95,17 @@ final class HostConnection: Sendable {
     /// Worker registrations so far (READY sent), across reconnects.
     var registrations: Int { registrationCount.load(ordering: .relaxed) }
 
+    /// Starts the I/O thread, unless ``stop()`` came first: then the request stream just ends.
     func start() {
-        DetachedThread { self.run() }.start()
+        let start = outbox.withLock { outbox in
+            defer { outbox.started = true }
+            return !outbox.stopping && !outbox.started
+        }
+        if start {
+            DetachedThread { self.run() }.start()
+        } else {
+            incoming.finish()
+        }
     }
 
     /// Sends an ask and waits for its FINAL.
@@ -133,14 +148,25 @@ final class HostConnection: Sendable {
         _ = submit(.disconnect)
     }
 
-    /// Stops the I/O thread; asks still waiting fail.
-    func stop() {
-        let wasRunning = outbox.withLock { outbox in
-            defer { outbox.stopping = true }
-            _ = try? outbox.wake.send([[0]], wait: false)
-            return !outbox.stopping
+    /// Stops the I/O thread and waits for it to end (suspended, not blocking a thread of Swift's
+    /// pool, which the I/O thread's last handlers may need); asks still waiting fail.
+    func stop() async {
+        let started = outbox.withLock { outbox in
+            if !outbox.stopping { _ = try? outbox.wake.send([[0]], wait: false) }
+            outbox.stopping = true
+            return outbox.started
         }
-        if wasRunning { finished.wait() }
+        guard started else {
+            incoming.finish()
+            return
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = ending.withLock { ending in
+                if !ending.ended { ending.waiting.append(continuation) }
+                return ending.ended
+            }
+            if ended { continuation.resume() }
+        }
     }
 
     private func submit(_ command: Command) -> Bool {
@@ -178,7 +204,11 @@ final class HostConnection: Sendable {
                 waiter.continuation.resume(throwing: AskError(service: waiter.service, code: "host_stopped",
                                                               message: "the agent host has stopped"))
             }
-            finished.signal()
+            let waiting = ending.withLock { ending in
+                defer { ending = Ending(ended: true) }
+                return ending.waiting
+            }
+            for continuation in waiting { continuation.resume() }
         }
         do {
             try serve()
@@ -221,24 +251,26 @@ final class HostConnection: Sendable {
             let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
             if readable[0] {
                 while try wake.receive(wait: false) != nil {}
-                let (commands, stopping) = outbox.withLock { outbox in
-                    defer { outbox.commands = [] }
-                    return (outbox.commands, outbox.stopping)
-                }
-                for command in commands {
-                    switch command {
-                    case .ask(_, let frames):
-                        _ = try client.send(frames, wait: false)
-                    case .reply(let service, let frames):
-                        if let worker = byService[service] { try send(frames, on: worker) }
-                    case .disconnect:
-                        for worker in sockets {
-                            try send(MDPCodec.workerSignal(.disconnect, framing: .plain), on: worker)
-                        }
+            }
+            // Looked at every cycle, not only on a wake-up: one sent before this thread connected
+            // its end of the PAIR is lost.
+            let (commands, stopping) = outbox.withLock { outbox in
+                defer { outbox.commands = [] }
+                return (outbox.commands, outbox.stopping)
+            }
+            for command in commands {
+                switch command {
+                case .ask(_, let frames):
+                    _ = try client.send(frames, wait: false)
+                case .reply(let service, let frames):
+                    if let worker = byService[service] { try send(frames, on: worker) }
+                case .disconnect:
+                    for worker in sockets {
+                        try send(MDPCodec.workerSignal(.disconnect, framing: .plain), on: worker)
                     }
                 }
-                if stopping { return }
             }
+            if stopping { return }
             if readable[1] {
                 while let frames = try client.receive(wait: false) {
                     deliver(frames)

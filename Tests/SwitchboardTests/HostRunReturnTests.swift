@@ -40,7 +40,8 @@ actor HeldHandler: Agent {
             try await onThread { () -> Int in
                 let socket = try ZMQSocket(context, type: .router)
                 try socket.bind(endpoint)
-                guard try ZMQSocket.poll([socket], timeout: 10_000) == [true], let ready = try socket.receive()
+                // Generous: under a loaded test run the host may take a while to start.
+                guard try ZMQSocket.poll([socket], timeout: 120_000) == [true], let ready = try socket.receive()
                 else { throw TestFailure("no READY from the host") }
                 for key in ["a", "b", "c"] {
                     let envelope = Envelope(messageID: "m-\(key)", runID: "run-\(key)",
@@ -64,7 +65,7 @@ actor HeldHandler: Agent {
             returned.store(true, ordering: .relaxed)
             return HeldHandler.finished.load(ordering: .relaxed)
         }
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while HeldHandler.started.load(ordering: .relaxed) < 3 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -80,5 +81,25 @@ actor HeldHandler: Agent {
         #expect(finishedWhenReturned == 3)
         stopScript.store(true, ordering: .relaxed)
         _ = try await script.value
+    }
+
+    /// A host shut down before it runs, or while it starts, stops at once: no thread of Swift's
+    /// pool waits on an I/O thread that never started or missed its wake-up.
+    @Test(.timeLimit(.minutes(2))) func shutdownBeforeOrWhileRunStartsReturns() async throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://unstarted-host-\(UInt64.random(in: 0...UInt64.max))"
+        let early = try AgentHost(types: [AgentType(Echo.self)],
+                                  configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
+        await early.shutdown()
+        await early.run()
+        #expect(early.registrations == 0, "a host shut down before it ran registered anyway")
+        for _ in 0..<50 {
+            let host = try AgentHost(types: [AgentType(Echo.self)],
+                                     configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000),
+                                     context: context)
+            let serving = Task { await host.run() }
+            await host.shutdown()
+            await serving.value
+        }
     }
 }
