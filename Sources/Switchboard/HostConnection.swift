@@ -233,6 +233,9 @@ final class HostConnection: Sendable {
         }
         let byService = Dictionary(sockets.map { ($0.spec.service, $0) }, uniquingKeysWith: { first, _ in first })
 
+        // A wake-up sent before this thread connected its end of the PAIR was lost: the first
+        // cycle looks at the outbox without one. Later ones reach the thread.
+        var outboxMayHold = true
         while true {
             let now = MonotonicTime.milliseconds()
             var resend = false
@@ -251,26 +254,28 @@ final class HostConnection: Sendable {
             let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
             if readable[0] {
                 while try wake.receive(wait: false) != nil {}
+                outboxMayHold = true
             }
-            // Looked at every cycle, not only on a wake-up: one sent before this thread connected
-            // its end of the PAIR is lost.
-            let (commands, stopping) = outbox.withLock { outbox in
-                defer { outbox.commands = [] }
-                return (outbox.commands, outbox.stopping)
-            }
-            for command in commands {
-                switch command {
-                case .ask(_, let frames):
-                    _ = try client.send(frames, wait: false)
-                case .reply(let service, let frames):
-                    if let worker = byService[service] { try send(frames, on: worker) }
-                case .disconnect:
-                    for worker in sockets {
-                        try send(MDPCodec.workerSignal(.disconnect, framing: .plain), on: worker)
+            if outboxMayHold {
+                outboxMayHold = false
+                let (commands, stopping) = outbox.withLock { outbox in
+                    defer { outbox.commands = [] }
+                    return (outbox.commands, outbox.stopping)
+                }
+                for command in commands {
+                    switch command {
+                    case .ask(_, let frames):
+                        _ = try client.send(frames, wait: false)
+                    case .reply(let service, let frames):
+                        if let worker = byService[service] { try send(frames, on: worker) }
+                    case .disconnect:
+                        for worker in sockets {
+                            try send(MDPCodec.workerSignal(.disconnect, framing: .plain), on: worker)
+                        }
                     }
                 }
+                if stopping { return }
             }
-            if stopping { return }
             if readable[1] {
                 while let frames = try client.receive(wait: false) {
                     deliver(frames)
