@@ -29,9 +29,7 @@ extension BrokerStateMachine {
               // An agent's event belongs to a stream: router events have none, and cannot be forged.
               events.allSatisfy({ !$0.type.isEmpty && !$0.streamID.isEmpty && JSONText.isValid($0.payload) })
         else { return nil }
-        var envelope = envelope
-        envelope.headers[EmittedEvent.headerName] = nil
-        guard let encoded = try? envelope.encoded() else { return nil }
+        guard let encoded = try? envelope.encoded(omitting: EmittedEvent.headerName) else { return nil }
         return ([encoded] + stripped.dropFirst(), events)
     }
 

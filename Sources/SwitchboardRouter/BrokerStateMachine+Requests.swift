@@ -43,10 +43,8 @@ extension BrokerStateMachine {
         var lastUsed: Int64
     }
 
-    /// The key in flight at `identity` of the request a reply answers. Not mutating, so the worker
-    /// copy read here is gone before the caller changes the worker.
-    func answered(by identity: [UInt8], envelope: Envelope?, client: [UInt8]) -> String? {
-        guard let worker = workers[identity] else { return nil }
+    /// The key in flight at `worker` of the request a reply answers.
+    static func answered(in worker: Worker, envelope: Envelope?, client: [UInt8]) -> String? {
         if let envelope {
             // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
             let key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID

@@ -264,12 +264,15 @@ struct BrokerStateMachine {
 
     /// Queues a request for its service's workers.
     mutating func enqueue(_ request: Request, now: Now, into output: inout Output) {
-        if services[request.service, default: Service()].queued >= configuration.maximumQueueLength {
+        // Taken out and put back: a modify through `services[name, default:]` allocates every call.
+        if (services[request.service]?.queued ?? 0) >= configuration.maximumQueueLength {
             return fail(request, code: "queue_full",
                         message: "service \(request.service) has \(configuration.maximumQueueLength) requests waiting",
                         now: now, into: &output)
         }
-        services[request.service, default: Service()].queue.append(request)
+        var service = services.removeValue(forKey: request.service) ?? Service()
+        service.queue.append(request)
+        services[request.service] = service
         if request.native { openNative.insert(request.messageID) }
     }
 
@@ -330,30 +333,37 @@ struct BrokerStateMachine {
         _ identity: [UInt8], client: [UInt8], body: [[UInt8]], final: Bool, framing: MDPFraming, now: Now,
         into output: inout Output
     ) {
-        // The worker is changed in place, never through a copy: a copy would share its requests in
-        // flight, and the next change would copy them all (hundreds under load) on every reply.
-        guard workers[identity] != nil else {
+        // The worker is taken out of the table, changed and put back, never changed through a
+        // copy: a copy would share its requests in flight, and the next change would copy them all
+        // (hundreds under load) on every reply.
+        guard var worker = workers.removeValue(forKey: identity) else {
             invalidMessages += 1
             output.sends.append((identity, MDPCodec.workerSignal(.disconnect, framing: framing)))
             return
         }
-        let expiresAt = now.milliseconds + livenessWindow
-        workers[identity]?.expiresAt = expiresAt
-        let envelope = workers[identity]?.native == true ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
-        guard let key = answered(by: identity, envelope: envelope, client: client),
-              let request = workers[identity]?.inFlight[key]
+        worker.expiresAt = now.milliseconds + livenessWindow
+        let envelope = worker.native ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
+        guard let key = Self.answered(in: worker, envelope: envelope, client: client),
+              let request = worker.inFlight[key]
         else {
+            workers[identity] = worker
             // Late or repeated reply to a request that finished or moved elsewhere.
             duplicateReplies += 1
             return
+        }
+        // A FINAL, or a PARTIAL that ends the request with an error, frees the worker's place.
+        var keepsPlace = !final
+        defer {
+            if !keepsPlace { worker.inFlight[key] = nil }
+            workers[identity] = worker
+            if !keepsPlace { markIdle(identity) }
         }
         var body = body
         var emitted: [EmittedEvent] = []
         if let envelope {
             guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
                 invalidMessages += 1
-                workers[identity]?.inFlight[key] = nil
-                markIdle(identity)
+                keepsPlace = false
                 return fail(request, code: "malformed_event",
                             message: "the worker's reply carried malformed emitted events", now: now, into: &output)
             }
@@ -365,8 +375,7 @@ struct BrokerStateMachine {
         let size = body.reduce(0) { $0 + $1.count }
         if size > configuration.maximumBodySize || body.count > configuration.maximumFrames {
             // The client learns that the answer was too large; the worker's slot is freed.
-            workers[identity]?.inFlight[key] = nil
-            markIdle(identity)
+            keepsPlace = false
             return fail(request, code: "reply_too_large",
                         message: "reply of \(size) bytes exceeds the limit of \(configuration.maximumBodySize)",
                         now: now, into: &output)
@@ -378,14 +387,15 @@ struct BrokerStateMachine {
                 framing: request.clientFraming)))
             return
         }
-        workers[identity]?.inFlight[key] = nil
-        markIdle(identity)
         finish(request, body: body, now: now, into: &output)
     }
 
     private mutating func markIdle(_ identity: [UInt8]) {
-        guard let worker = workers[identity], services[worker.service]?.idle.contains(identity) == false else { return }
-        services[worker.service]?.idle.append(identity)
+        // Taken out and put back: `services[name]?.idle.append` runs nested modify accessors, which
+        // allocate on every call.
+        guard let name = workers[identity]?.service, var service = services.removeValue(forKey: name) else { return }
+        if !service.idle.contains(identity) { service.idle.append(identity) }
+        services[name] = service
     }
 
     private mutating func removeWorker(
@@ -461,13 +471,14 @@ struct BrokerStateMachine {
             let identity = service.idle.remove(at: slot)
             var dispatched = request
             dispatched.dispatchedClient = request.client
-            // Recorded in flight in place, then read: a copy of the worker held across the change
-            // would copy its whole table of requests in flight.
-            let recorded: Void? = workers[identity]?.inFlight[request.messageID] = dispatched
-            guard recorded != nil, let worker = workers[identity] else {
+            // Taken out, recorded in flight and put back, then only read: a copy held across a
+            // change would copy its whole table of requests in flight.
+            guard var worker = workers.removeValue(forKey: identity) else {
                 service.queueStart -= 1
                 continue
             }
+            worker.inFlight[request.messageID] = dispatched
+            workers[identity] = worker
             // A key never dispatched (or not for a long while) may be an instance with no history.
             let unpinned = !pinKey.isEmpty && pins[pinKey] == nil
             if !pinKey.isEmpty { pins[pinKey] = Pin(worker: identity, lastUsed: now.milliseconds) }

@@ -178,7 +178,7 @@ public final class Router: Sendable {
                 let ready = stateReads.filter { $0.batch <= machine.committedBatch }
                 stateReads.removeAll { $0.batch <= machine.committedBatch }
                 for read in ready {
-                    _ = try socket.send([read.identity] + StateService.reply(to: read.frames, log: log), wait: false)
+                    _ = try socket.send(read.identity, StateService.reply(to: read.frames, log: log), wait: false)
                 }
             }
         }
@@ -190,7 +190,7 @@ public final class Router: Sendable {
     private func send(_ sends: [(identity: [UInt8], frames: [[UInt8]])], on socket: ZMQSocket) throws {
         for (identity, frames) in sends {
             // A full peer queue drops the message, like ZeroMQ's ROUTER does; the log keeps it.
-            _ = try socket.send([identity] + frames, wait: false)
+            _ = try socket.send(identity, frames, wait: false)
         }
     }
 

@@ -22,7 +22,9 @@ enum RouterEvents {
     /// stored as it came instead of as base64 in JSON text, which replay and recovery would decode.
     static func requestReceived(_ request: BrokerStateMachine.Request, forkedFrom: (run: String, position: UInt64)? = nil,
                                 now: Timestamp) -> NewEvent {
-        var fields = FieldsPayload.Writer(capacity: 96 + request.body.reduce(0) { $0 + 4 + $1.count })
+        // Room for the fixed fields and the ids: growing the payload would copy it.
+        var fields = FieldsPayload.Writer(capacity: 160 + request.service.utf8.count + request.client.count * 2
+                                              + request.body.reduce(0) { $0 + 4 + $1.count })
         fields.string("service", request.service)
         fields.string("client", hex(request.client))
         fields.string("framing", request.clientFraming.description)
@@ -40,7 +42,8 @@ enum RouterEvents {
     static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, now: Timestamp)
         -> NewEvent
     {
-        var fields = FieldsPayload.Writer(capacity: 64 + body.reduce(0) { $0 + 4 + $1.count })
+        var fields = FieldsPayload.Writer(capacity: 96 + request.service.utf8.count + request.client.count * 2
+                                              + body.reduce(0) { $0 + 4 + $1.count })
         fields.string("service", request.service)
         fields.string("client", hex(request.client))
         fields.frames("body", body)

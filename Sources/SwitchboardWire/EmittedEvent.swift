@@ -29,39 +29,52 @@ public struct EmittedEvent: Sendable, Hashable {
     }
 
     public func encoded() throws -> [UInt8] {
-        var out = Self.magic
-        for text in [type, streamID, messageID, causationID] {
-            let bytes = Array(text.utf8)
-            guard bytes.count <= 255 else { throw WireError(.tooLarge, "event field longer than 255 bytes") }
-            out.append(UInt8(bytes.count))
-            out.append(contentsOf: bytes)
+        let lengths = (type.utf8.count, streamID.utf8.count, messageID.utf8.count, causationID.utf8.count)
+        guard lengths.0 <= 255, lengths.1 <= 255, lengths.2 <= 255, lengths.3 <= 255 else {
+            throw WireError(.tooLarge, "event field longer than 255 bytes")
         }
-        withUnsafeBytes(of: schemaVersion.littleEndian) { out.append(contentsOf: $0) }
+        // Sized first and written once: hosts encode one per emitted event.
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.magic.count + 4 + lengths.0 + lengths.1 + lengths.2 + lengths.3 + 2 + payload.count)
+        out.append(contentsOf: Self.magic)
+        Self.appendShort(type, to: &out)
+        Self.appendShort(streamID, to: &out)
+        Self.appendShort(messageID, to: &out)
+        Self.appendShort(causationID, to: &out)
+        out.append(UInt8(truncatingIfNeeded: schemaVersion))
+        out.append(UInt8(truncatingIfNeeded: schemaVersion >> 8))
         out.append(contentsOf: payload)
         return out
+    }
+
+    private static func appendShort(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(truncatingIfNeeded: text.utf8.count))
+        out.append(contentsOf: text.utf8)
     }
 
     /// Decodes an event frame; throws ``WireError/Code/malformed`` for anything else.
     public init(decoding frame: [UInt8]) throws {
         guard frame.starts(with: Self.magic) else { throw WireError(.malformed, "not an event frame (bad magic)") }
-        var index = 4
-        var texts: [String] = []
-        for _ in 0..<4 {
-            guard index < frame.count else { throw WireError(.malformed, "event frame is truncated") }
-            let length = Int(frame[index])
-            guard frame.count >= index + 1 + length,
-                  let text = String(validating: frame[(index + 1)..<(index + 1 + length)], as: UTF8.self)
-            else { throw WireError(.malformed, "event frame is truncated or not UTF-8") }
-            texts.append(text)
-            index += 1 + length
+        // Read in place: no array of the texts, no slices retaining the frame.
+        let (texts, end) = try frame.withUnsafeBytes { raw -> ((String, String, String, String), Int) in
+            var index = 4
+            func text() throws -> String {
+                guard index < raw.count else { throw WireError(.malformed, "event frame is truncated") }
+                let length = Int(raw[index])
+                guard raw.count >= index + 1 + length,
+                      let text = String(validating: UnsafeRawBufferPointer(rebasing: raw[(index + 1)..<(index + 1 + length)]),
+                                        as: UTF8.self)
+                else { throw WireError(.malformed, "event frame is truncated or not UTF-8") }
+                index += 1 + length
+                return text
+            }
+            let texts = (try text(), try text(), try text(), try text())
+            guard raw.count >= index + 2 else { throw WireError(.malformed, "event frame is truncated") }
+            return (texts, index)
         }
-        guard frame.count >= index + 2 else { throw WireError(.malformed, "event frame is truncated") }
-        schemaVersion = UInt16(frame[index]) | UInt16(frame[index + 1]) << 8
-        type = texts[0]
-        streamID = texts[1]
-        messageID = texts[2]
-        causationID = texts[3]
-        payload = Array(frame[(index + 2)...])
+        schemaVersion = UInt16(frame[end]) | UInt16(frame[end + 1]) << 8
+        (type, streamID, messageID, causationID) = texts
+        payload = Array(frame[(end + 2)...])
     }
 
     /// Splits the event frames off the end of a native body whose envelope announces them.

@@ -75,19 +75,42 @@ public struct Envelope: Sendable, Hashable {
         frame.starts(with: magic)
     }
 
-    public func encoded() throws -> [UInt8] {
-        var out = Self.magic
-        for value in [messageID, runID, causationID] { try Self.appendShort(value, to: &out) }
-        withUnsafeBytes(of: attempt.littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: deadline.littleEndian) { out.append(contentsOf: $0) }
-        guard headers.count <= Int(UInt16.max) else { throw WireError(.tooLarge, "too many envelope headers") }
-        withUnsafeBytes(of: UInt16(headers.count).littleEndian) { out.append(contentsOf: $0) }
-        for key in headers.keys.sorted() {
-            try Self.appendShort(key, to: &out)
-            let value = Array(headers[key, default: ""].utf8)
-            guard value.count <= Int(UInt16.max) else { throw WireError(.tooLarge, "envelope header \(key) is too long") }
-            withUnsafeBytes(of: UInt16(value.count).littleEndian) { out.append(contentsOf: $0) }
-            out.append(contentsOf: value)
+    /// - Parameter omitted: a header left out, as if absent (the router strips one per message,
+    ///   without copying the headers to remove it).
+    public func encoded(omitting omitted: String? = nil) throws -> [UInt8] {
+        let omits = omitted.map { headers[$0] != nil } ?? false
+        let headerCount = headers.count - (omits ? 1 : 0)
+        guard headerCount <= Int(UInt16.max) else { throw WireError(.tooLarge, "too many envelope headers") }
+        // Sized first and written once: the router and every host encode one per message.
+        var size = Self.magic.count + 3 + 4 + 8 + 2
+        let ids = (messageID.utf8.count, runID.utf8.count, causationID.utf8.count)
+        guard ids.0 <= 255, ids.1 <= 255, ids.2 <= 255 else {
+            throw WireError(.tooLarge, "envelope field longer than 255 bytes")
+        }
+        size += ids.0 + ids.1 + ids.2
+        for (key, value) in headers where !omits || key != omitted {
+            guard key.utf8.count <= 255 else { throw WireError(.tooLarge, "envelope field longer than 255 bytes") }
+            guard value.utf8.count <= Int(UInt16.max) else {
+                throw WireError(.tooLarge, "envelope header \(key) is too long")
+            }
+            size += 1 + key.utf8.count + 2 + value.utf8.count
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        out.append(contentsOf: Self.magic)
+        Self.appendShort(messageID, to: &out)
+        Self.appendShort(runID, to: &out)
+        Self.appendShort(causationID, to: &out)
+        Self.appendInteger(attempt, to: &out)
+        Self.appendInteger(UInt64(bitPattern: deadline), to: &out)
+        Self.appendInteger(UInt16(headerCount), to: &out)
+        if headers.count == 1, let (key, value) = headers.first {
+            if !omits { Self.appendHeader(key, value, to: &out) }
+        } else if !headers.isEmpty {
+            // Key order keeps the encoding deterministic.
+            for (key, value) in headers.sorted(by: { $0.key < $1.key }) where !omits || key != omitted {
+                Self.appendHeader(key, value, to: &out)
+            }
         }
         return out
     }
@@ -123,11 +146,24 @@ public struct Envelope: Sendable, Hashable {
         }
     }
 
-    private static func appendShort(_ value: String, to out: inout [UInt8]) throws {
-        let bytes = Array(value.utf8)
-        guard bytes.count <= 255 else { throw WireError(.tooLarge, "envelope field longer than 255 bytes") }
-        out.append(UInt8(bytes.count))
-        out.append(contentsOf: bytes)
+    /// Lengths were checked by the caller.
+    private static func appendShort(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(truncatingIfNeeded: value.utf8.count))
+        out.append(contentsOf: value.utf8)
+    }
+
+    private static func appendHeader(_ key: String, _ value: String, to out: inout [UInt8]) {
+        appendShort(key, to: &out)
+        appendInteger(UInt16(truncatingIfNeeded: value.utf8.count), to: &out)
+        out.append(contentsOf: value.utf8)
+    }
+
+    private static func appendInteger<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+        var remaining = value
+        for _ in 0..<MemoryLayout<T>.size {
+            out.append(UInt8(truncatingIfNeeded: remaining))
+            remaining >>= 8
+        }
     }
 
     /// Reads a frame in place: slices of an array would retain and release it for every field.

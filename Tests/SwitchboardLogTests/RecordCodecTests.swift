@@ -151,7 +151,7 @@ import TestSupport
         let all = (0...255).map(UInt8.init)
         #expect(Hex.encode(all) == all.map { String(format: "%02x", $0) }.joined())
         #expect(Hex.encode([UInt8]()) == "")
-        #expect(Hex.encode(all[250...]) == "fafbfcfdfeff")
+        #expect(Hex.encode(Array(all[250...])) == "fafbfcfdfeff")
         #expect(SHA256Digest.of(Array("abc".utf8)).description
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }

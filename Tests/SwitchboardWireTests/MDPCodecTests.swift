@@ -83,6 +83,54 @@ import Testing
         #expect(throws: WireError.self) { try Envelope(decoding: bytes + [0]) }
         #expect(!Envelope.isEnvelope(Array("{}".utf8)))
     }
+
+    /// The documented layout, byte for byte: other languages' peers write it by hand.
+    @Test func theEncodingFollowsTheDocumentedLayout() throws {
+        let envelope = Envelope(messageID: "m1", runID: "r", causationID: "", attempt: 0x0102_0304,
+                                deadline: 0x0506, headers: ["zz": "é", "a": "1"])
+        let expected: [UInt8] = Envelope.magic + [2] + Array("m1".utf8) + [1] + Array("r".utf8) + [0]
+            + [0x04, 0x03, 0x02, 0x01] + [0x06, 0x05, 0, 0, 0, 0, 0, 0] + [2, 0]
+            + [1] + Array("a".utf8) + [1, 0] + Array("1".utf8)
+            + [2] + Array("zz".utf8) + [2, 0] + Array("é".utf8)
+        #expect(try envelope.encoded() == expected)
+        #expect(throws: WireError.self) { try Envelope(messageID: String(repeating: "x", count: 256)).encoded() }
+        #expect(throws: WireError.self) {
+            try Envelope(messageID: "m", headers: ["k": String(repeating: "v", count: 65_536)]).encoded()
+        }
+    }
+
+    @Test(arguments: [[:], ["emit": "2"], ["emit": "1", "key": "k"], ["key": "k", "time": "5", "emit": "3"],
+                      ["key": "k"]])
+    func omittingAHeaderEncodesAsIfItWereAbsent(headers: [String: String]) throws {
+        let envelope = Envelope(messageID: "m-1", runID: "run-1", causationID: "c", headers: headers)
+        var without = envelope
+        without.headers["emit"] = nil
+        #expect(try envelope.encoded(omitting: "emit") == without.encoded())
+        #expect(try Envelope(decoding: envelope.encoded(omitting: "emit")) == without)
+    }
+}
+
+@Suite struct EmittedEventTests {
+    @Test func eventsRoundTripInTheDocumentedLayout() throws {
+        let event = EmittedEvent(type: "t", streamID: "agent/run-1", messageID: "m", causationID: "", schemaVersion: 0x0201,
+                                 payload: Array("{\"a\":1}".utf8))
+        let bytes = try event.encoded()
+        let expected: [UInt8] = EmittedEvent.magic + [1] + Array("t".utf8) + [11] + Array("agent/run-1".utf8)
+            + [1] + Array("m".utf8) + [0] + [0x01, 0x02] + Array("{\"a\":1}".utf8)
+        #expect(bytes == expected)
+        #expect(try EmittedEvent(decoding: bytes) == event)
+        // Cut anywhere before the payload, the frame is refused; cut inside it, it decodes shorter.
+        for length in 0..<(bytes.count - event.payload.count) {
+            #expect(throws: WireError.self) { try EmittedEvent(decoding: Array(bytes.prefix(length))) }
+        }
+        var invalid = bytes
+        invalid[5] = 0xFF  // inside the type: not UTF-8
+        #expect(throws: WireError.self) { try EmittedEvent(decoding: invalid) }
+        #expect(throws: WireError.self) {
+            try EmittedEvent(type: String(repeating: "x", count: 256), streamID: "s", messageID: "m", causationID: "",
+                             payload: []).encoded()
+        }
+    }
 }
 
 @Suite struct RunIDTests {

@@ -55,12 +55,20 @@ public struct RunStatus: Sendable, Hashable {
 
     /// Value format 1: u8 1, u8 length + state, u64 first, u64 last, u64 count, i64 ×2 timestamps (LE).
     func encoded() -> [UInt8] {
-        var out: [UInt8] = [1, UInt8(state.rawValue.utf8.count)]
+        // Sized once: a row is written per run in every commit.
+        var out: [UInt8] = []
+        out.reserveCapacity(2 + state.rawValue.utf8.count + 40)
+        out.append(1)
+        out.append(UInt8(state.rawValue.utf8.count))
         out.append(contentsOf: state.rawValue.utf8)
-        for value in [firstPosition, lastPosition, eventCount, UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch),
-                      UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch)] {
+        func put(_ value: UInt64) {
             withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
         }
+        put(firstPosition)
+        put(lastPosition)
+        put(eventCount)
+        put(UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch))
+        put(UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch))
         return out
     }
 
@@ -70,16 +78,18 @@ public struct RunStatus: Sendable, Hashable {
         guard bytes.count == 2 + stateLength + 40,
               let state = String(validating: bytes[2..<2 + stateLength], as: UTF8.self)
         else { return nil }
-        let numbers = bytes.withUnsafeBytes { raw in
-            (0..<5).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + $0 * 8, as: UInt64.self)) }
+        func number(_ index: Int) -> UInt64 {
+            bytes.withUnsafeBytes { raw in
+                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + index * 8, as: UInt64.self))
+            }
         }
         self.runID = runID
         self.state = RunState(rawValue: state)
-        firstPosition = numbers[0]
-        lastPosition = numbers[1]
-        eventCount = numbers[2]
-        firstTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: numbers[3]))
-        lastTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: numbers[4]))
+        firstPosition = number(0)
+        lastPosition = number(1)
+        eventCount = number(2)
+        firstTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(3)))
+        lastTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(4)))
     }
 }
 

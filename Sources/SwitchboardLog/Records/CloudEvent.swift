@@ -223,7 +223,12 @@ package enum JSONText {
 /// Lowercase hexadecimal text of bytes.
 package enum Hex {
     /// Lowercase hex, written straight into the string: the router renders a client address per message.
-    package static func encode(_ bytes: some Collection<UInt8>) -> String {
+    /// Not generic: unspecialized iteration across modules allocated once per byte.
+    package static func encode(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes(encode)
+    }
+
+    package static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { out in
             var index = 0
             for byte in bytes {

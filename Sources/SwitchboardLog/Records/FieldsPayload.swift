@@ -37,8 +37,12 @@ package enum FieldsPayload {
         private var count: UInt16 = 0
 
         package init(capacity: Int = 128) {
-            bytes = [FieldsPayload.format, 0, 0]
-            bytes.reserveCapacity(capacity)
+            // Reserved before the first byte: an array literal first would allocate twice.
+            bytes = []
+            bytes.reserveCapacity(max(capacity, 3))
+            bytes.append(FieldsPayload.format)
+            bytes.append(0)
+            bytes.append(0)
         }
 
         private mutating func key(_ name: StaticString, _ kind: Kind) {

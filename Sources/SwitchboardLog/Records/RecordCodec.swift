@@ -26,11 +26,16 @@ enum RecordCodec {
         if event.type.utf8.isEmpty {
             throw EventLogError(.invalidEvent, "event type must not be empty")
         }
-        for (name, value) in [("type", event.type), ("run id", event.runID), ("stream id", event.streamID),
-                              ("message id", event.messageID), ("causation id", event.causationID)]
-        where value.utf8.count > maximumFieldLength {
+        // Checked one by one: an array of the fields would be built for every event appended.
+        func check(_ name: String, _ value: String) throws(EventLogError) {
+            guard value.utf8.count > maximumFieldLength else { return }
             throw EventLogError(.invalidEvent, "\(name) is \(value.utf8.count) bytes; the limit is \(maximumFieldLength)")
         }
+        try check("type", event.type)
+        try check("run id", event.runID)
+        try check("stream id", event.streamID)
+        try check("message id", event.messageID)
+        try check("causation id", event.causationID)
         if event.payload.count > min(maximumPayloadSize, Int(UInt32.max)) {
             throw EventLogError(
                 .invalidEvent, "payload of \(event.payload.count) bytes exceeds the limit of \(maximumPayloadSize)")
@@ -39,8 +44,8 @@ enum RecordCodec {
 
     /// Encodes `event` with position, stream version, previous hash and checksum still zero; see ``seal``.
     static func encode(_ event: NewEvent) -> [UInt8] {
-        let strings = [event.type, event.runID, event.streamID, event.messageID, event.causationID]
-        let total = headerSize + strings.reduce(0) { $0 + $1.utf8.count } + event.payload.count
+        let total = headerSize + event.type.utf8.count + event.runID.utf8.count + event.streamID.utf8.count
+            + event.messageID.utf8.count + event.causationID.utf8.count + event.payload.count
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             raw.initializeMemory(as: UInt8.self, repeating: 0)
@@ -50,7 +55,7 @@ enum RecordCodec {
             raw.storeBytes(of: event.timestamp.nanosecondsSinceEpoch.littleEndian, toByteOffset: 24, as: Int64.self)
             raw.storeBytes(of: UInt32(event.payload.count).littleEndian, toByteOffset: 64, as: UInt32.self)
             var offset = headerSize
-            for (index, string) in strings.enumerated() {
+            func put(_ string: String, _ index: Int) {
                 var string = string
                 string.withUTF8 { utf8 in
                     raw[68 + index] = UInt8(utf8.count)
@@ -59,6 +64,11 @@ enum RecordCodec {
                     offset += utf8.count
                 }
             }
+            put(event.type, 0)
+            put(event.runID, 1)
+            put(event.streamID, 2)
+            put(event.messageID, 3)
+            put(event.causationID, 4)
             event.payload.withUnsafeBytes { payload in
                 UnsafeMutableRawBufferPointer(rebasing: raw[offset...]).copyMemory(from: payload)
             }

@@ -92,24 +92,39 @@ public final class ZMQSocket {
     public func send(_ frames: [[UInt8]], wait: Bool = true) throws -> Bool {
         precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
         for (index, frame) in frames.enumerated() {
-            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
-            if !wait { flags |= ZMQ_DONTWAIT }
-            while true {
-                let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
-                if rc >= 0 { break }
-                let code = zmq_errno()
-                if code == EINTR { continue }
-                // Only the first frame can fail with EAGAIN: later ones queue behind it atomically.
-                if code == EAGAIN && index == 0 { return false }
-                throw Self.failure("zmq_send")
-            }
+            guard try send(frame, index: index, last: index == frames.count - 1, wait: wait) else { return false }
         }
         return true
+    }
+
+    /// Sends `[first] + rest` without building that array (a ROUTER's peer address, then the message).
+    public func send(_ first: [UInt8], _ rest: [[UInt8]], wait: Bool = true) throws -> Bool {
+        guard try send(first, index: 0, last: rest.isEmpty, wait: wait) else { return false }
+        for (index, frame) in rest.enumerated() {
+            _ = try send(frame, index: index + 1, last: index == rest.count - 1, wait: wait)
+        }
+        return true
+    }
+
+    private func send(_ frame: [UInt8], index: Int, last: Bool, wait: Bool) throws -> Bool {
+        var flags: Int32 = last ? 0 : ZMQ_SNDMORE
+        if !wait { flags |= ZMQ_DONTWAIT }
+        while true {
+            let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            if rc >= 0 { return true }
+            let code = zmq_errno()
+            if code == EINTR { continue }
+            // Only the first frame can fail with EAGAIN: later ones queue behind it atomically.
+            if code == EAGAIN && index == 0 { return false }
+            throw Self.failure("zmq_send")
+        }
     }
 
     /// Receives one multipart message; nil when `wait` is false and none is ready.
     public func receive(wait: Bool = true) throws -> [[UInt8]]? {
         var frames: [[UInt8]] = []
+        // Room for an MDP message's usual frames: growing one by one reallocates three times.
+        frames.reserveCapacity(8)
         var more = true
         while more {
             zmq_msg_init(message)
