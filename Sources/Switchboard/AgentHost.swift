@@ -115,31 +115,7 @@ public final class AgentHost: Sendable {
 
     /// Serves until ``shutdown()``; returns once the handlers under way have finished.
     public func run() async {
-        connection.start()
-        // One unstructured task per busy instance, not a task group: removing a finished child
-        // from a group walks its list of children, hundreds long under load.
-        for await request in connection.requests {
-            guard let type = types[request.service] else { continue }
-            let key = InstanceKey(type: request.service, key: request.message.key)
-            let start = state.withLock { state -> Bool in
-                // Draining: not started; the router hands it to another host after DISCONNECT.
-                guard !state.draining else { return false }
-                state.busy += 1
-                if state.mailboxes[key] != nil {
-                    // The router judged the key empty as it sent this; a message ahead of it
-                    // here may still be under way (one the router had given up on).
-                    var queued = request
-                    queued.stateIsEmpty = false
-                    state.mailboxes[key]?.append(queued)
-                    return false
-                }
-                state.mailboxes[key] = [request]
-                return true
-            }
-            if start {
-                Task { await self.drain(key, type: type) }
-            }
-        }
+        await connection.serve { request in self.accept(request) }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state in
                 if state.mailboxes.isEmpty { return true }
@@ -147,6 +123,34 @@ public final class AgentHost: Sendable {
                 return false
             }
             if done { continuation.resume() }
+        }
+    }
+
+    /// Puts a request in its instance's mailbox; starts the instance's task when it was idle.
+    /// Called on the connection's I/O thread, in the order the router sent the requests.
+    private func accept(_ request: HostConnection.Incoming) {
+        guard let type = types[request.service] else { return }
+        let key = InstanceKey(type: request.service, key: request.message.key)
+        let start = state.withLock { state -> Bool in
+            // Draining: not started; the router hands it to another host after DISCONNECT.
+            guard !state.draining else { return false }
+            state.busy += 1
+            if var mailbox = state.mailboxes.removeValue(forKey: key) {
+                // The router judged the key empty as it sent this; a message ahead of it
+                // here may still be under way (one the router had given up on).
+                var queued = request
+                queued.stateIsEmpty = false
+                mailbox.append(queued)
+                state.mailboxes[key] = mailbox
+                return false
+            }
+            state.mailboxes[key] = [request]
+            return true
+        }
+        // One unstructured task per busy instance, not a task group: removing a finished child
+        // from a group walks its list of children, hundreds long under load.
+        if start {
+            Task { await self.drain(key, type: type) }
         }
     }
 
@@ -197,9 +201,14 @@ public final class AgentHost: Sendable {
             let drained = state.withLock { state -> CheckedContinuation<Void, Never>? in
                 state.busy -= 1
                 state.handled += 1
-                state.mailboxes[key]?.removeFirst()
-                guard state.mailboxes[key]?.isEmpty == true else { return nil }
-                state.mailboxes[key] = nil
+                // Taken out and put back if not empty: `mailboxes[key]?.removeFirst()` runs nested
+                // modify accessors, which allocate on every call.
+                guard var mailbox = state.mailboxes.removeValue(forKey: key) else { return nil }
+                mailbox.removeFirst()
+                guard mailbox.isEmpty else {
+                    state.mailboxes[key] = mailbox
+                    return nil
+                }
                 if let cached {
                     state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
                 }

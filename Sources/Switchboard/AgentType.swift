@@ -73,9 +73,12 @@ private struct Instance<A: AgentActor>: AgentInstance {
         if let snapshot {
             state = try JSONDecoder().decode(SnapshotPayload<A.State>.self, from: Data(snapshot)).state
         }
-        let decoder = JSONDecoder()
-        for payload in events {
-            state.apply(try decoder.decode(A.State.Event.self, from: Data(payload)))
+        // No decoder for a fresh instance (most of them): making one allocates.
+        if !events.isEmpty {
+            let decoder = JSONDecoder()
+            for payload in events {
+                state.apply(try decoder.decode(A.State.Event.self, from: Data(payload)))
+            }
         }
         await agent.replaceState(state)
     }

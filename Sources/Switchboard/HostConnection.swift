@@ -16,15 +16,19 @@ final class HostConnection: Sendable {
     struct Incoming: Sendable {
         var service: String
         var client: [UInt8]
-        var envelope: Envelope
-        var frames: [[UInt8]]
+        /// Built once: the host reads it several times per request.
+        let message: AgentMessage
         /// The router found no event of the target instance's stream (taken off the headers, which
         /// replay does not have).
         var stateIsEmpty = false
 
-        var message: AgentMessage {
-            AgentMessage(messageID: envelope.messageID, runID: envelope.runID, causationID: envelope.causationID,
-                         attempt: envelope.attempt, frames: frames, headers: envelope.headers)
+        init(service: String, client: [UInt8], envelope: Envelope, frames: [[UInt8]], stateIsEmpty: Bool = false) {
+            self.service = service
+            self.client = client
+            message = AgentMessage(messageID: envelope.messageID, runID: envelope.runID,
+                                   causationID: envelope.causationID, attempt: envelope.attempt, frames: frames,
+                                   headers: envelope.headers)
+            self.stateIsEmpty = stateIsEmpty
         }
     }
 
@@ -60,8 +64,6 @@ final class HostConnection: Sendable {
         var waiting: [CheckedContinuation<Void, Never>] = []
     }
 
-    let requests: AsyncStream<Incoming>
-    private let incoming: AsyncStream<Incoming>.Continuation
     private let context: ZMQContext
     private let endpoint: String
     private let workers: [WorkerSpec]
@@ -88,24 +90,23 @@ final class HostConnection: Sendable {
         let wake = try ZMQSocket(context, type: .pair)
         try wake.bind(wakeEndpoint)
         outbox = Mutex(Outbox(wake: wake))
-        // Holds at most what the router dispatched: each worker's capacity.
-        (requests, incoming) = AsyncStream.makeStream(of: Incoming.self)
     }
 
     /// Worker registrations so far (READY sent), across reconnects.
     var registrations: Int { registrationCount.load(ordering: .relaxed) }
 
-    /// Starts the I/O thread, unless ``stop()`` came first: then the request stream just ends.
-    func start() {
+    /// Runs the I/O thread until ``stop()``, unless that came first; returns once it has ended.
+    /// - Parameter onRequest: called on the I/O thread with each request, in the order received.
+    ///   It must not block: a stream between the thread and a task would cost a task switch and
+    ///   a few allocations per request.
+    func serve(onRequest: @escaping @Sendable (Incoming) -> Void) async {
         let start = outbox.withLock { outbox in
             defer { outbox.started = true }
             return !outbox.stopping && !outbox.started
         }
-        if start {
-            DetachedThread { self.run() }.start()
-        } else {
-            incoming.finish()
-        }
+        guard start else { return }
+        DetachedThread { self.run(onRequest: onRequest) }.start()
+        await ended()
     }
 
     /// Sends an ask and waits for its FINAL.
@@ -156,10 +157,12 @@ final class HostConnection: Sendable {
             outbox.stopping = true
             return outbox.started
         }
-        guard started else {
-            incoming.finish()
-            return
-        }
+        guard started else { return }
+        await ended()
+    }
+
+    /// Returns once the I/O thread has ended.
+    private func ended() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ended = ending.withLock { ending in
                 if !ending.ended { ending.waiting.append(continuation) }
@@ -193,9 +196,8 @@ final class HostConnection: Sendable {
         }
     }
 
-    private func run() {
+    private func run(onRequest: @escaping @Sendable (Incoming) -> Void) {
         defer {
-            incoming.finish()
             let left = waiters.withLock { waiters in
                 defer { waiters = [:] }
                 return waiters
@@ -211,13 +213,13 @@ final class HostConnection: Sendable {
             for continuation in waiting { continuation.resume() }
         }
         do {
-            try serve()
+            try loop(onRequest: onRequest)
         } catch {
             // A socket failure leaves nothing to serve with; the host sees the request stream end.
         }
     }
 
-    private func serve() throws {
+    private func loop(onRequest: (Incoming) -> Void) throws {
         let wake = try ZMQSocket(context, type: .pair)
         try wake.connect(wakeEndpoint)
         let client = try ZMQSocket(context, type: .dealer)
@@ -282,7 +284,7 @@ final class HostConnection: Sendable {
                 }
             }
             for (index, worker) in sockets.enumerated() where readable[index + 2] {
-                try receive(on: worker)
+                try receive(on: worker, onRequest: onRequest)
             }
         }
     }
@@ -301,7 +303,7 @@ final class HostConnection: Sendable {
         worker.lastSent = MonotonicTime.milliseconds()
     }
 
-    private func receive(on worker: WorkerSocket) throws {
+    private func receive(on worker: WorkerSocket, onRequest: (Incoming) -> Void) throws {
         while let frames = try worker.socket.receive(wait: false) {
             worker.lastHeard = MonotonicTime.milliseconds()
             guard let message = try? MDPCodec.decodeForWorker(frames) else { continue }
@@ -316,8 +318,8 @@ final class HostConnection: Sendable {
                     continue
                 }
                 let stateIsEmpty = envelope.headers.removeValue(forKey: Envelope.emptyStateHeader) != nil
-                incoming.yield(Incoming(service: worker.spec.service, client: message.client, envelope: envelope,
-                                        frames: Array(message.body.dropFirst()), stateIsEmpty: stateIsEmpty))
+                onRequest(Incoming(service: worker.spec.service, client: message.client, envelope: envelope,
+                                   frames: Array(message.body.dropFirst()), stateIsEmpty: stateIsEmpty))
             case .disconnect:
                 worker.socket = try ZMQSocket(context, type: .dealer)
                 try register(worker)
