@@ -140,10 +140,11 @@ public final class Router: Sendable {
             var output = BrokerStateMachine.Output()
             if reading && readable[1] {
                 var count = 0
-                while count < configuration.maximumBatch, let frames = try socket.receive(wait: false) {
+                while count < configuration.maximumBatch, var body = try socket.receive(wait: false) {
                     count += 1
-                    guard frames.count >= 2, let identity = frames.first else { continue }
-                    let body = Array(frames.dropFirst())
+                    guard body.count >= 2 else { continue }
+                    // In place: the array is this loop's alone, so nothing is copied.
+                    let identity = body.removeFirst()
                     if try catchUp.handle(identity: identity, frames: body, socket: socket, published: published) {
                         continue
                     }

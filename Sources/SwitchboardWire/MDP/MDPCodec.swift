@@ -46,12 +46,12 @@ public enum MDPCodec {
     public static func clientReply(_ command: MDPCommand, service: String, body: [[UInt8]], framing: MDPFraming)
         -> [[UInt8]]
     {
-        framing.frame([MDP.clientHeader, [command.rawValue], Array(service.utf8)] + body)
+        message(framing, MDP.clientHeader, command, Array(service.utf8), body: body)
     }
 
     /// A REQUEST for a worker, carrying the client's address.
     public static func workerRequest(client: [UInt8], body: [[UInt8]], framing: MDPFraming) -> [[UInt8]] {
-        framing.frame([MDP.workerHeader, [MDPCommand.workerRequest.rawValue], client, []] + body)
+        message(framing, MDP.workerHeader, .workerRequest, client, [], body: body)
     }
 
     /// HEARTBEAT or DISCONNECT, in either direction.
@@ -63,7 +63,7 @@ public enum MDPCodec {
 
     /// A client's REQUEST.
     public static func clientRequest(service: String, body: [[UInt8]], framing: MDPFraming = .plain) -> [[UInt8]] {
-        framing.frame([MDP.clientHeader, [MDPCommand.request.rawValue], Array(service.utf8)] + body)
+        message(framing, MDP.clientHeader, .request, Array(service.utf8), body: body)
     }
 
     /// Decodes a PARTIAL or FINAL the router sent a client.
@@ -92,7 +92,7 @@ public enum MDPCodec {
     /// A worker's PARTIAL or FINAL for `client`.
     public static func workerReply(_ command: MDPCommand, client: [UInt8], body: [[UInt8]],
                                    framing: MDPFraming = .plain) -> [[UInt8]] {
-        framing.frame([MDP.workerHeader, [command.rawValue], client, []] + body)
+        message(framing, MDP.workerHeader, command, client, [], body: body)
     }
 
     /// Decodes what the router sent a worker: REQUEST (with client and body), HEARTBEAT or DISCONNECT.
@@ -119,6 +119,23 @@ public enum MDPCodec {
     }
 
     // MARK: - Helpers
+
+    /// One command byte per frame, made once: a message is built for every request and reply.
+    private static let commandFrames: [[UInt8]] = (0...255).map { [UInt8($0)] }
+
+    /// `[delimiter] header command first second body…`, in one allocation.
+    private static func message(_ framing: MDPFraming, _ header: [UInt8], _ command: MDPCommand, _ first: [UInt8],
+                                _ second: [UInt8]? = nil, body: [[UInt8]]) -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        frames.reserveCapacity(5 + body.count)
+        if framing.hasDelimiter { frames.append([]) }
+        frames.append(header)
+        frames.append(commandFrames[Int(command.rawValue)])
+        frames.append(first)
+        if let second { frames.append(second) }
+        frames.append(contentsOf: body)
+        return frames
+    }
 
     private static func malformed<T>(_ reason: String) -> Result<T, WireError> {
         .failure(WireError(.malformed, reason))
