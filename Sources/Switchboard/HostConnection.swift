@@ -184,6 +184,13 @@ final class HostConnection: Sendable {
 
     // MARK: - The I/O thread
 
+    /// A DEALER that shares MDP's header frames instead of allocating them for every message.
+    private func dealer() throws -> ZMQSocket {
+        let socket = try ZMQSocket(context, type: .dealer)
+        socket.sharedFrames = MDP.headers
+        return socket
+    }
+
     private final class WorkerSocket {
         let spec: WorkerSpec
         var socket: ZMQSocket
@@ -222,14 +229,14 @@ final class HostConnection: Sendable {
     private func loop(onRequest: (Incoming) -> Void) throws {
         let wake = try ZMQSocket(context, type: .pair)
         try wake.connect(wakeEndpoint)
-        let client = try ZMQSocket(context, type: .dealer)
+        let client = try dealer()
         try client.setOption(.routingID, clientIdentity)
         try client.setOption(.sendHighWaterMark, 100_000)
         try client.setOption(.receiveHighWaterMark, 100_000)
         try client.connect(endpoint)
         var sockets: [WorkerSocket] = []
         for spec in workers {
-            let worker = WorkerSocket(spec: spec, socket: try ZMQSocket(context, type: .dealer))
+            let worker = WorkerSocket(spec: spec, socket: try dealer())
             try register(worker)
             sockets.append(worker)
         }
@@ -243,7 +250,7 @@ final class HostConnection: Sendable {
             var resend = false
             for worker in sockets {
                 if now - worker.lastHeard > Int64(heartbeatInterval * liveness) {
-                    worker.socket = try ZMQSocket(context, type: .dealer)
+                    worker.socket = try dealer()
                     try register(worker)
                     resend = true
                 } else if now - worker.lastSent >= Int64(heartbeatInterval) {
@@ -321,7 +328,7 @@ final class HostConnection: Sendable {
                 onRequest(Incoming(service: worker.spec.service, client: message.client, envelope: envelope,
                                    frames: Array(message.body.dropFirst()), stateIsEmpty: stateIsEmpty))
             case .disconnect:
-                worker.socket = try ZMQSocket(context, type: .dealer)
+                worker.socket = try dealer()
                 try register(worker)
             default:
                 break

@@ -121,14 +121,17 @@ extension EventLog {
     /// The number of events in `streamID` as of `txn`.
     func currentStreamVersion(_ streamID: String, in txn: Transaction) throws -> UInt64 {
         guard streamID.utf8.count <= RecordCodec.maximumFieldLength else { return 0 }
-        let prefix = IndexKeys.prefix(.stream, streamID)
-        return try txn.withCursor(databases.index) { cursor in
-            // The stream's last key is the one just before the first key past every version of it.
-            let entry = try cursor.seek(atOrAfter: IndexKeys.key(.stream, streamID, .max)).flatMap { entry in
-                IndexKeys.number(in: entry.key, after: prefix) == .max ? entry : try cursor.previous()
-            } ?? cursor.last()
-            guard let entry else { return 0 }
-            return IndexKeys.number(in: entry.key, after: prefix) ?? 0
+        // Keys built on the stack: the router asks this for every new agent instance.
+        return try IndexKeys.withKey(.stream, streamID, .max) { last in
+            let prefix = UnsafeRawBufferPointer(rebasing: last[..<(last.count - 8)])
+            return try txn.withCursor(databases.index) { cursor in
+                // The stream's last key is the one just before the first key past every version of it.
+                let entry = try cursor.seek(atOrAfter: last).flatMap { entry in
+                    IndexKeys.number(in: entry.key, after: prefix) == .max ? entry : try cursor.previous()
+                } ?? cursor.last()
+                guard let entry else { return 0 }
+                return IndexKeys.number(in: entry.key, after: prefix) ?? 0
+            }
         }
     }
 }

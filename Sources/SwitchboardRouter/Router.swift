@@ -46,6 +46,7 @@ public final class Router: Sendable {
         throws
     {
         let socket = try ZMQSocket(context, type: .router)
+        socket.sharedFrames = MDP.headers
         // Bounded: ZeroMQ holds at most this many messages per peer; past it a peer's messages are dropped.
         try socket.setOption(.sendHighWaterMark, 100_000)
         try socket.setOption(.receiveHighWaterMark, 100_000)

@@ -182,7 +182,11 @@ public struct Envelope: Sendable, Hashable {
         /// The header count and headers that end a frame.
         mutating func headers() throws -> [String: String] {
             var headers: [String: String] = [:]
-            for _ in 0..<Int(try integer(UInt16.self)) {
+            let count = Int(try integer(UInt16.self))
+            // Room for the header or two the router adds as it dispatches: one allocation, not several.
+            // No more than the frame can hold (3 bytes a header at least): a count is not trusted.
+            if count > 0 { headers.reserveCapacity(min(count, (bytes.count - index) / 3) + 2) }
+            for _ in 0..<count {
                 let key = try shortString()
                 let length = Int(try integer(UInt16.self))
                 headers[key] = try string(length)

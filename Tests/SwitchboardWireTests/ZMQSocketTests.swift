@@ -26,6 +26,28 @@ import Testing
         #expect(try dealer.receive(wait: false) == nil)
     }
 
+    /// Frames handed out from the shared ones (MDP headers, single bytes) hold exactly what was sent.
+    @Test func sharedAndOneByteFramesArriveAsSent() throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://shared-frames-\(UInt64.random(in: 0...UInt64.max))"
+        let router = try ZMQSocket(context, type: .router)
+        router.sharedFrames = MDP.headers
+        try router.bind(endpoint)
+        let dealer = try ZMQSocket(context, type: .dealer)
+        try dealer.setOption(.routingID, Array("peer-2".utf8))
+        try dealer.connect(endpoint)
+        let nearMiss = Array("MDPC03".utf8)
+        let message = [MDP.clientHeader, nearMiss, MDP.workerHeader, Array("MDPW0".utf8)] + (0...255).map { [UInt8($0)] }
+        try dealer.send(message)
+        #expect(try ZMQSocket.poll([router], timeout: 5000) == [true])
+        let received = try #require(try router.receive())
+        #expect(received == [Array("peer-2".utf8)] + message)
+        // The peer address first, then the rest, without building one array: the same message.
+        #expect(try router.send(received[0], Array(received.dropFirst())))
+        #expect(try ZMQSocket.poll([dealer], timeout: 5000) == [true])
+        #expect(try dealer.receive() == message)
+    }
+
     @Test func socketsAndContextsCloseCleanlyInALoop() throws {
         for index in 0..<200 {
             let context = try ZMQContext()

@@ -51,6 +51,10 @@ enum IndexKeys {
 
     /// The number after `prefix`, when `key` starts with it.
     static func number(in key: UnsafeRawBufferPointer, after prefix: [UInt8]) -> UInt64? {
+        prefix.withUnsafeBytes { number(in: key, after: $0) }
+    }
+
+    static func number(in key: UnsafeRawBufferPointer, after prefix: UnsafeRawBufferPointer) -> UInt64? {
         guard key.count == prefix.count + 8, key.starts(with: prefix) else { return nil }
         return UInt64(bigEndian: key.loadUnaligned(fromByteOffset: prefix.count, as: UInt64.self))
     }

@@ -16,6 +16,8 @@
 public enum MDP {
     public static let clientHeader: [UInt8] = Array("MDPC02".utf8)
     public static let workerHeader: [UInt8] = Array("MDPW02".utf8)
+    /// Both headers, for ``ZMQSocket/sharedFrames``.
+    public static let headers = [clientHeader, workerHeader]
     /// The longest service name accepted.
     public static let maximumServiceLength = 255
 }

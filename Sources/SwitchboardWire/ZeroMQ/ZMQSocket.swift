@@ -26,6 +26,10 @@ public final class ZMQSocket {
     private let handle: UnsafeMutableRawPointer
     /// Reused for every received frame; `zmq_msg_t` must keep a stable address.
     private let message: UnsafeMutablePointer<zmq_msg_t>
+    /// Short frames a protocol repeats in every message (MDP's headers): a received frame equal to
+    /// one is handed out as that array, not allocated again. One-byte frames always are.
+    public var sharedFrames: [[UInt8]] = []
+    private static let oneByteFrames: [[UInt8]] = (0...255).map { [UInt8($0)] }
 
     /// Creates a socket whose pending messages are dropped at close (`linger` milliseconds).
     public init(_ context: ZMQContext, type: ZMQSocketType, linger: Int32 = 0) throws {
@@ -139,7 +143,14 @@ public final class ZMQSocket {
             }
             let size = zmq_msg_size(message)
             if let data = zmq_msg_data(message), size > 0 {
-                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+                let bytes = UnsafeRawBufferPointer(start: data, count: size)
+                if size == 1 {
+                    frames.append(Self.oneByteFrames[Int(bytes[0])])
+                } else if let shared = sharedFrames.first(where: { $0.count == size && $0.elementsEqual(bytes) }) {
+                    frames.append(shared)
+                } else {
+                    frames.append(Array(bytes))
+                }
             } else {
                 frames.append([])
             }
