@@ -106,7 +106,10 @@ struct BrokerStateMachine {
 
     // MARK: - Input
 
-    mutating func receive(identity: [UInt8], frames: [[UInt8]], now: Now, into output: inout Output) {
+    /// - Parameter dispatching: false leaves queued requests for the next ``tick(now:into:)``: the
+    ///   router reads a cycle's messages first and dispatches once for all of them.
+    mutating func receive(identity: [UInt8], frames: [[UInt8]], now: Now, into output: inout Output,
+                          dispatching: Bool = true) {
         switch MDPCodec.decodeFromPeer(frames) {
         case .failure:
             invalidMessages += 1
@@ -140,7 +143,7 @@ struct BrokerStateMachine {
                 }
             }
         }
-        dispatchAll(now: now, into: &output)
+        if dispatching { dispatchAll(now: now, into: &output) }
     }
 
     /// Heartbeats, dead workers, expired requests.

@@ -153,7 +153,9 @@ public final class Router: Sendable {
                         stateReads.append((machine.batch, identity, body))
                         continue
                     }
-                    machine.receive(identity: identity, frames: body, now: clock.now(), into: &output)
+                    // Dispatched once for the whole cycle, by the tick below.
+                    machine.receive(identity: identity, frames: body, now: clock.now(), into: &output,
+                                    dispatching: false)
                 }
             }
             if let publisher, readable.last == true {

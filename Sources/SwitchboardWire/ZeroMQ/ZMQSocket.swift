@@ -95,8 +95,11 @@ public final class ZMQSocket {
     @discardableResult
     public func send(_ frames: [[UInt8]], wait: Bool = true) throws -> Bool {
         precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
-        for (index, frame) in frames.enumerated() {
-            guard try send(frame, index: index, last: index == frames.count - 1, wait: wait) else { return false }
+        // By index: iterating would retain and release every frame.
+        for index in frames.indices {
+            guard try send(frames[index], index: index, last: index == frames.count - 1, wait: wait) else {
+                return false
+            }
         }
         return true
     }
@@ -104,8 +107,8 @@ public final class ZMQSocket {
     /// Sends `[first] + rest` without building that array (a ROUTER's peer address, then the message).
     public func send(_ first: [UInt8], _ rest: [[UInt8]], wait: Bool = true) throws -> Bool {
         guard try send(first, index: 0, last: rest.isEmpty, wait: wait) else { return false }
-        for (index, frame) in rest.enumerated() {
-            _ = try send(frame, index: index + 1, last: index == rest.count - 1, wait: wait)
+        for index in rest.indices {
+            _ = try send(rest[index], index: index + 1, last: index == rest.count - 1, wait: wait)
         }
         return true
     }
