@@ -85,7 +85,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // jemalloc replaces glibc's malloc in the binary: the router and hosts allocate a few
+            // hundred small blocks per run, and glibc's consolidating free lists cost 10–25% of
+            // the pipeline's throughput (docs/performance.md). Libraries leave the choice to their user.
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
         ),
 
         // A child process for crash and multi-process tests: appends in a loop and reports each commit.

@@ -2,7 +2,7 @@
 # Installs what Switchboard needs to build and test on Debian/Ubuntu. Safe to run again.
 set -euo pipefail
 
-packages=(liblmdb-dev lmdb-utils libzmq3-dev libcurl4-openssl-dev libssl-dev pkg-config python3 python3-venv curl
+packages=(liblmdb-dev lmdb-utils libzmq3-dev libcurl4-openssl-dev libssl-dev libjemalloc-dev pkg-config python3 python3-venv curl
           cmake g++)
 missing=()
 for package in "${packages[@]}"; do

@@ -41,6 +41,13 @@ import TestSupport
         }
     }
 
+    /// The binary runs on jemalloc, not glibc's malloc (Package.swift; docs/performance.md says why).
+    @Test func theBinaryAllocatesWithJemalloc() throws {
+        let result = try runProduct("switchboard", ["--help"], environment: ["MALLOC_CONF": "stats_print:true"])
+        #expect(result.status == 0)
+        #expect(result.error.contains("Begin jemalloc statistics"), "\(result.error.prefix(200))")
+    }
+
     @Test func badInputGetsClearErrors() throws {
         try withTemporaryDirectory { dir in
             let missing = try runProduct("switchboard", ["log", "verify", "--data", dir + "/none"])

@@ -31,10 +31,16 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs a built product to completion and captures its output.
-public func runProduct(_ name: String, _ arguments: [String]) throws -> ProcessResult {
+/// - Parameter environment: variables set for the child on top of this process's own.
+public func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws
+    -> ProcessResult
+{
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(name)
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
