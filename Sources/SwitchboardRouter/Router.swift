@@ -141,11 +141,9 @@ public final class Router: Sendable {
             var output = BrokerStateMachine.Output()
             if reading && readable[1] {
                 var count = 0
-                while count < configuration.maximumBatch, var body = try socket.receive(wait: false) {
+                while count < configuration.maximumBatch, let (identity, body) = try socket.receiveRouted(wait: false) {
                     count += 1
-                    guard body.count >= 2 else { continue }
-                    // In place: the array is this loop's alone, so nothing is copied.
-                    let identity = body.removeFirst()
+                    guard !body.isEmpty else { continue }
                     if try catchUp.handle(identity: identity, frames: body, socket: socket, published: published) {
                         continue
                     }

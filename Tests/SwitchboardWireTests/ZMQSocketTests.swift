@@ -46,6 +46,17 @@ import Testing
         #expect(try router.send(received[0], Array(received.dropFirst())))
         #expect(try ZMQSocket.poll([dealer], timeout: 5000) == [true])
         #expect(try dealer.receive() == message)
+
+        // The address apart: as `receive`, split after the first frame; nil when nothing waits.
+        #expect(try router.receiveRouted(wait: false) == nil)
+        try dealer.send(message)
+        try dealer.send([Array("single".utf8)])
+        #expect(try ZMQSocket.poll([router], timeout: 5000) == [true])
+        let routed = try #require(try router.receiveRouted())
+        #expect(routed.identity == Array("peer-2".utf8) && routed.frames == message)
+        let single = try #require(try router.receiveRouted())
+        #expect(single.identity == Array("peer-2".utf8) && single.frames == [Array("single".utf8)])
+        #expect(try router.receiveRouted(wait: false) == nil)
     }
 
     @Test func socketsAndContextsCloseCleanlyInALoop() throws {

@@ -132,34 +132,59 @@ public final class ZMQSocket {
         var frames: [[UInt8]] = []
         // Room for an MDP message's usual frames: growing one by one reallocates three times.
         frames.reserveCapacity(8)
+        return try receive(into: &frames, wait: wait, first: true) ? frames : nil
+    }
+
+    /// Receives one multipart message on a ROUTER socket: the peer's address apart from the rest,
+    /// which taking it off the front of one array afterwards would shift. Nil when `wait` is false
+    /// and none is ready.
+    public func receiveRouted(wait: Bool = true) throws -> (identity: [UInt8], frames: [[UInt8]])? {
+        var identity: [UInt8] = []
+        guard let more = try receiveFrame(into: &identity, wait: wait, first: true) else { return nil }
+        var frames: [[UInt8]] = []
+        frames.reserveCapacity(8)
+        if more { _ = try receive(into: &frames, wait: true, first: false) }
+        return (identity, frames)
+    }
+
+    /// Appends the frames of one message (or the rest of one whose first frame was taken apart).
+    private func receive(into frames: inout [[UInt8]], wait: Bool, first: Bool = true) throws -> Bool {
         var more = true
         while more {
-            zmq_msg_init(message)
-            defer { zmq_msg_close(message) }
-            let flags: Int32 = (wait || !frames.isEmpty) ? 0 : ZMQ_DONTWAIT
-            let rc = zmq_msg_recv(message, handle, flags)
-            if rc < 0 {
-                let code = zmq_errno()
-                if code == EINTR { continue }
-                if code == EAGAIN && frames.isEmpty { return nil }
-                throw Self.failure("zmq_msg_recv")
-            }
-            let size = zmq_msg_size(message)
-            if let data = zmq_msg_data(message), size > 0 {
-                let bytes = UnsafeRawBufferPointer(start: data, count: size)
-                if size == 1 {
-                    frames.append(Self.oneByteFrames[Int(bytes[0])])
-                } else if let shared = sharedFrames.first(where: { $0.count == size && $0.elementsEqual(bytes) }) {
-                    frames.append(shared)
-                } else {
-                    frames.append(Array(bytes))
-                }
-            } else {
-                frames.append([])
-            }
-            more = zmq_msg_more(message) != 0
+            var frame: [UInt8] = []
+            let isFirst = first && frames.isEmpty
+            guard let next = try receiveFrame(into: &frame, wait: wait || !isFirst, first: isFirst) else { return false }
+            frames.append(frame)
+            more = next
         }
-        return frames
+        return true
+    }
+
+    /// Receives one frame; returns whether more frames of its message follow, or nil when none is
+    /// ready for a message's `first` frame (`wait` false, or a receive timeout).
+    private func receiveFrame(into frame: inout [UInt8], wait: Bool, first: Bool) throws -> Bool? {
+        zmq_msg_init(message)
+        defer { zmq_msg_close(message) }
+        while zmq_msg_recv(message, handle, wait ? 0 : ZMQ_DONTWAIT) < 0 {
+            let code = zmq_errno()
+            if code == EINTR { continue }
+            if code == EAGAIN && first { return nil }
+            throw Self.failure("zmq_msg_recv")
+        }
+        let size = zmq_msg_size(message)
+        if let data = zmq_msg_data(message), size > 0 {
+            let bytes = UnsafeRawBufferPointer(start: data, count: size)
+            if size == 1 {
+                frame = Self.oneByteFrames[Int(bytes[0])]
+            } else if let shared = sharedFrames.first(where: { $0.count == size && $0.elementsEqual(bytes) }) {
+                frame = shared
+            } else {
+                frame = Array(bytes)
+            }
+        } else {
+            frame = []
+        }
+        return zmq_msg_more(message) != 0
     }
 
     /// Waits until one of `sockets` is readable or `timeout` milliseconds pass (-1: forever);
