@@ -113,7 +113,8 @@ public final class AgentHost: Sendable {
     /// Times the host registered its workers with a router (1 + reconnects, per agent type).
     public var registrations: Int { connection.registrations }
 
-    /// Serves until ``shutdown()``; returns once the handlers under way have finished.
+    /// Serves until ``shutdown()`` or until the calling task is cancelled (then the workers leave
+    /// the router at once, without a drain); returns once the handlers under way have finished.
     public func run() async {
         await connection.serve { request in self.accept(request) }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -95,18 +95,24 @@ final class HostConnection: Sendable {
     /// Worker registrations so far (READY sent), across reconnects.
     var registrations: Int { registrationCount.load(ordering: .relaxed) }
 
-    /// Runs the I/O thread until ``stop()``, unless that came first; returns once it has ended.
+    /// Runs the I/O thread until ``stop()`` or the calling task's cancellation, unless one came
+    /// first; returns once it has ended. Cancelled, the workers leave the router first, so what
+    /// this host holds is redelivered at once rather than after the heartbeat expiry.
     /// - Parameter onRequest: called on the I/O thread with each request, in the order received.
     ///   It must not block: a stream between the thread and a task would cost a task switch and
     ///   a few allocations per request.
     func serve(onRequest: @escaping @Sendable (Incoming) -> Void) async {
-        let start = outbox.withLock { outbox in
-            defer { outbox.started = true }
-            return !outbox.stopping && !outbox.started
+        await withTaskCancellationHandler {
+            let start = outbox.withLock { outbox in
+                defer { outbox.started = true }
+                return !outbox.stopping && !outbox.started
+            }
+            guard start else { return }
+            DetachedThread { self.run(onRequest: onRequest) }.start()
+            await ended()
+        } onCancel: {
+            requestStop(leaving: true)
         }
-        guard start else { return }
-        DetachedThread { self.run(onRequest: onRequest) }.start()
-        await ended()
     }
 
     /// Sends an ask and waits for its FINAL.
@@ -152,13 +158,22 @@ final class HostConnection: Sendable {
     /// Stops the I/O thread and waits for it to end (suspended, not blocking a thread of Swift's
     /// pool, which the I/O thread's last handlers may need); asks still waiting fail.
     func stop() async {
-        let started = outbox.withLock { outbox in
-            if !outbox.stopping { _ = try? outbox.wake.send([[0]], wait: false) }
+        guard requestStop(leaving: false) else { return }
+        await ended()
+    }
+
+    /// Tells the I/O thread to end after the commands queued so far (and, `leaving`, a DISCONNECT
+    /// of every worker); returns whether the thread was started. Synchronous, for a cancellation handler.
+    @discardableResult
+    private func requestStop(leaving: Bool) -> Bool {
+        outbox.withLock { outbox in
+            if !outbox.stopping {
+                if leaving { outbox.commands.append(.disconnect) }
+                _ = try? outbox.wake.send([[0]], wait: false)
+            }
             outbox.stopping = true
             return outbox.started
         }
-        guard started else { return }
-        await ended()
     }
 
     /// Returns once the I/O thread has ended.

@@ -157,6 +157,9 @@ struct BrokerStateMachine {
             }
             nextHeartbeat = now.milliseconds + Int64(configuration.heartbeatInterval)
         }
+        // This cycle's requests go to the workers freed this cycle before anything expires: a
+        // request is failed only when no worker could take it in time.
+        dispatchAll(now: now, into: &output)
         for name in services.keys {
             expireRequests(of: name, now: now, into: &output)
         }
@@ -268,6 +271,12 @@ struct BrokerStateMachine {
     /// Queues a request for its service's workers.
     mutating func enqueue(_ request: Request, now: Now, into output: inout Output) {
         // Taken out and put back: a modify through `services[name, default:]` allocates every call.
+        // At the limit, the backlog read this cycle goes to idle workers first: only requests no
+        // worker can take count against it.
+        if let waiting = services[request.service], waiting.queued >= configuration.maximumQueueLength,
+           !waiting.idle.isEmpty {
+            dispatch(request.service, now: now, into: &output)
+        }
         if (services[request.service]?.queued ?? 0) >= configuration.maximumQueueLength {
             return fail(request, code: "queue_full",
                         message: "service \(request.service) has \(configuration.maximumQueueLength) requests waiting",

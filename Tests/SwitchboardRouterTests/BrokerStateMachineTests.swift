@@ -20,6 +20,13 @@ import Testing
         return output
     }
 
+    /// As the router reads a cycle: nothing dispatched until the cycle's ``tick(after:)``.
+    mutating func read(_ identity: String, _ frames: [[UInt8]]) -> BrokerStateMachine.Output {
+        var output = BrokerStateMachine.Output()
+        machine.receive(identity: Array(identity.utf8), frames: frames, now: now, into: &output, dispatching: false)
+        return output
+    }
+
     mutating func tick(after milliseconds: Int64) -> BrokerStateMachine.Output {
         clock += milliseconds
         var output = BrokerStateMachine.Output()
@@ -35,6 +42,10 @@ import Testing
 
     func sentTo(_ output: BrokerStateMachine.Output, _ identity: String) -> [[[UInt8]]] {
         (output.early + output.sends).filter { $0.identity == Array(identity.utf8) }.map(\.frames)
+    }
+
+    func requestsTo(_ output: BrokerStateMachine.Output, _ identity: String) -> Int {
+        sentTo(output, identity).filter { (try? MDPCodec.decodeForWorker($0).command) == .workerRequest }.count
     }
 
     @Test mutating func onlyRequestsWhoseBatchIsCommittedGoOutEarly() throws {
@@ -128,6 +139,44 @@ import Testing
             expired += tick(after: 90).events.map(\.type)
         }
         #expect(expired.filter { $0 == "request.failed" }.count == 2)
+    }
+
+    /// A cycle's burst is measured against the queue limit only for what idle workers cannot take.
+    @Test mutating func aBurstReadInOneCycleFillsIdleWorkersBeforeTheQueueLimitApplies() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "llm", metadata: WorkerMetadata(version: "1", capacity: 4).encoded()))
+        var refused: [String] = []
+        var dispatched = 0
+        for index in 0..<7 {
+            let envelope = try Envelope(messageID: "r\(index)").encoded()
+            let output = read("c", MDPCodec.clientRequest(service: "llm", body: [envelope, []]))
+            if output.events.contains(where: { $0.type == "request.failed" }) { refused.append("r\(index)") }
+            dispatched += requestsTo(output, "w1")
+        }
+        // Capacity 4 plus a queue of 2: only the seventh is refused.
+        #expect(refused == ["r6"])
+        dispatched += requestsTo(tick(after: 0), "w1")  // the cycle's tick also sends a heartbeat
+        #expect(dispatched == 4)
+        #expect(machine.workers[Array("w1".utf8)]?.inFlight.count == 4)
+        #expect(machine.services["llm"]?.queued == 2)
+    }
+
+    /// A worker freed in the cycle a queued request would expire takes it: it is not failed.
+    @Test mutating func aRequestDueToExpireGoesToTheWorkerFreedInTheSameCycle() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("c1", request("a"))
+        _ = send("c2", request("b"))  // waits: w1 is busy
+        var failures = 0
+        for _ in 0..<22 {
+            _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            failures += tick(after: 90).events.filter { $0.type == "request.failed" }.count
+        }
+        #expect(failures == 0)
+        clock += 20  // the moment "b" expires
+        _ = read("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [[1]]))
+        let cycle = tick(after: 0)
+        #expect(!cycle.events.contains { $0.type == "request.failed" })
+        let toWorker = try #require(sentTo(cycle, "w1").first { (try? MDPCodec.decodeForWorker($0).command) == .workerRequest })
+        #expect(try MDPCodec.decodeForWorker(toWorker).body == [Array("b".utf8)])
     }
 
     @Test mutating func mmiServiceAnswersFromTheRegistry() throws {

@@ -27,6 +27,25 @@ actor HeldHandler: Agent {
     }
 }
 
+/// Asks a service that never answers and records how the ask ended.
+actor AskingForever: Agent {
+    static let descriptor = AgentDescriptor(name: "asking-forever", version: "1")
+    static let outcome = Mutex<String?>(nil)
+    var state = Counter.State()
+
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<AskingForever>) async throws -> Payload {
+        do {
+            _ = try await context.ask("silent", Payload(text: "{}"))
+            Self.outcome.withLock { $0 = "answered" }
+        } catch let error as AskError {
+            Self.outcome.withLock { $0 = error.code }
+        }
+        return Payload(text: "{}")
+    }
+}
+
 /// `AgentHost.run()` returns only once the handlers under way have finished, even when the host
 /// has already left the router (a drain timeout shorter than a handler).
 @Suite struct HostRunReturnTests {
@@ -101,5 +120,93 @@ actor HeldHandler: Agent {
             await host.shutdown()
             await serving.value
         }
+    }
+
+    /// Cancelling the task that runs the host ends it: its workers send DISCONNECT, the ask a
+    /// handler waits on fails with `host_stopped`, and `run()` returns (a task group running the
+    /// host beside a body that throws would otherwise never finish).
+    @Test(.timeLimit(.minutes(2))) func cancellingTheTaskThatRunsTheHostEndsItAndItsWorkersLeave() async throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://cancelled-host-\(UInt64.random(in: 0...UInt64.max))"
+        let asked = Atomic<Bool>(false)
+        // The scripted router: takes READY, dispatches one message, takes the handler's ask and
+        // never answers it, then reads until the worker's DISCONNECT.
+        let script = Task {
+            try await onThread { () -> Bool in
+                let socket = try ZMQSocket(context, type: .router)
+                try socket.bind(endpoint)
+                var worker: [UInt8]?
+                let deadline = MonotonicTime.milliseconds() + 120_000
+                while MonotonicTime.milliseconds() < deadline {
+                    guard try ZMQSocket.poll([socket], timeout: 100) == [true], let frames = try socket.receive()
+                    else { continue }
+                    guard case .success((let message, _)) = MDPCodec.decodeFromPeer(Array(frames.dropFirst()))
+                    else { throw TestFailure("the host sent a malformed message") }
+                    switch message {
+                    case .workerReady:
+                        worker = frames[0]
+                        let envelope = Envelope(messageID: "m-1", runID: "run-1",
+                                                headers: ["key": "k", "time": "1000000000",
+                                                          Envelope.emptyStateHeader: "1"])
+                        _ = try socket.send([frames[0]] + MDPCodec.workerRequest(
+                            client: Array("c".utf8), body: [try envelope.encoded(), Array("{}".utf8)],
+                            framing: .plain))
+                    case .clientRequest(service: "silent", _):
+                        asked.store(true, ordering: .relaxed)
+                    case .workerDisconnect where frames[0] == worker:
+                        return true
+                    default:
+                        continue
+                    }
+                }
+                return false
+            }
+        }
+        let host = try AgentHost(types: [AgentType(AskingForever.self)],
+                                 configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
+        let returned = Atomic<Bool>(false)
+        let serving = Task {
+            await host.run()
+            returned.store(true, ordering: .relaxed)
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !asked.load(ordering: .relaxed) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let reached = asked.load(ordering: .relaxed)
+        #expect(reached, "the handler's ask never reached the router")
+        serving.cancel()
+        // Waited for with a deadline: a host that ignores cancellation must fail here, not hang the suite.
+        let cancelDeadline = ContinuousClock.now + .seconds(30)
+        while !returned.load(ordering: .relaxed) && ContinuousClock.now < cancelDeadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let returnedOnCancel = returned.load(ordering: .relaxed)
+        #expect(returnedOnCancel, "run() did not return when its task was cancelled")
+        if !returnedOnCancel { await host.shutdown() }
+        await serving.value
+        let outcome = AskingForever.outcome.withLock { $0 }
+        #expect(outcome == "host_stopped")
+        let disconnected = try await script.value
+        #expect(disconnected, "the workers did not send DISCONNECT when the host was cancelled")
+
+        // Cancelled before it starts, a host registers nothing and returns at once.
+        let early = try AgentHost(types: [AgentType(Echo.self)],
+                                  configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
+        let earlyReturned = Atomic<Bool>(false)
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await early.run()
+            earlyReturned.store(true, ordering: .relaxed)
+        }
+        let earlyDeadline = ContinuousClock.now + .seconds(30)
+        while !earlyReturned.load(ordering: .relaxed) && ContinuousClock.now < earlyDeadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let returnedAtOnce = earlyReturned.load(ordering: .relaxed)
+        #expect(returnedAtOnce, "run() of a host cancelled before it ran did not return")
+        if !returnedAtOnce { await early.shutdown() }
+        await cancelled.value
+        #expect(early.registrations == 0, "a host cancelled before it ran registered anyway")
     }
 }
