@@ -57,8 +57,27 @@ public final class AgentHost: Sendable {
     private let state = Mutex(HostState())
 
     private struct InstanceKey: Hashable {
-        var type: String
-        var key: String
+        let type: String
+        let key: String
+        /// Hashed once: a message looks its key up several times, in tables thousands long.
+        private let hash: Int
+
+        init(type: String, key: String) {
+            self.type = type
+            self.key = key
+            var hasher = Hasher()
+            hasher.combine(type)
+            hasher.combine(key)
+            hash = hasher.finalize()
+        }
+
+        static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.hash == rhs.hash && lhs.key == rhs.key && lhs.type == rhs.type
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(hash)
+        }
     }
 
     private struct Idle {
@@ -199,6 +218,7 @@ public final class AgentHost: Sendable {
             }
             connection.reply(to: request, body: body)
             let now = MonotonicTime.milliseconds()
+            var dropped: [Idle] = []
             let drained = state.withLock { state -> CheckedContinuation<Void, Never>? in
                 state.busy -= 1
                 state.handled += 1
@@ -213,21 +233,23 @@ public final class AgentHost: Sendable {
                 if let cached {
                     state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
                 }
-                passivate(&state, now: now)
+                passivate(&state, now: now, into: &dropped)
                 guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return nil }
                 state.allDrained = nil
                 return waiting
             }
+            // Passivated instances are freed here, not under the lock the I/O thread waits for.
+            dropped.removeAll()
             drained?.resume()
         }
     }
 
-    /// Drops the least recently used idle instances past the maximum, and those idle too long.
-    private func passivate(_ state: inout HostState, now: Int64) {
+    /// Takes out the least recently used idle instances past the maximum, and those idle too long.
+    private func passivate(_ state: inout HostState, now: Int64, into dropped: inout [Idle]) {
         let timeout = Int64(configuration.idleTimeout)
         while let oldest = state.idle.oldest,
               state.idle.count > configuration.maximumIdleInstances || now - oldest.lastUsed >= timeout {
-            state.idle.dropOldest()
+            if let idle = state.idle.dropOldest() { dropped.append(idle) }
         }
     }
 

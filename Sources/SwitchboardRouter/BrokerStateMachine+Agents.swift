@@ -11,9 +11,7 @@ extension BrokerStateMachine {
     /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
     mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
         guard !request.runID.isEmpty else { return false }
-        let entry = LockEntry(runID: request.runID, service: worker.service, version: worker.version,
-                              configDigest: worker.configDigest)
-        guard lockedServices.insert(entry) else { return false }
+        guard lockedServices.insert(LockEntry(runID: request.runID, lock: worker.lockIdentity)) else { return false }
         output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
                                                        version: worker.version, configDigest: worker.configDigest,
                                                        causationID: request.messageID, now: now.wall))
@@ -94,11 +92,17 @@ struct UncommittedStreams {
 }
 
 /// A run's use of a service version, as its determinism lock records it.
-struct LockEntry: Hashable {
-    var runID: String
+/// What a worker of a service runs, as its READY said.
+struct LockIdentity: Hashable {
     var service: String
     var version: String
     var configDigest: String
+}
+
+/// A run and the numbered ``LockIdentity`` of a worker that served it.
+struct LockEntry: Hashable {
+    var runID: String
+    var lock: Int
 }
 
 /// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.

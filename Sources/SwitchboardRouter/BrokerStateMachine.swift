@@ -40,6 +40,8 @@ struct BrokerStateMachine {
         /// From a native worker's READY metadata; recorded in the lock of each run it serves.
         var version = ""
         var configDigest = ""
+        /// (service, version, digest) as a number: see ``lockIdentities``.
+        var lockIdentity = 0
         var inFlight: [String: Request] = [:]
         var expiresAt: Int64
     }
@@ -72,6 +74,10 @@ struct BrokerStateMachine {
     /// (run, service, version, digest) already in a run's determinism lock (a repeated lock entry
     /// is harmless: readers keep the first).
     var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
+    /// Each (service, version, digest) a worker registered with, numbered: a lock entry is then a
+    /// run id and a number, hashed and compared per dispatch instead of four strings.
+    private var lockIdentities: [LockIdentity: Int] = [:]
+    private var nextLockIdentity = 0
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
@@ -331,9 +337,18 @@ struct BrokerStateMachine {
         }
         let info = metadata.flatMap(WorkerMetadata.init(decoding:))
         let capacity = max(1, min(info?.capacity ?? 1, 1024))
+        let lock = LockIdentity(service: service, version: info?.version ?? "", configDigest: info?.configDigest ?? "")
+        let lockIdentity = lockIdentities[lock] ?? nextLockIdentity
+        if lockIdentity == nextLockIdentity {
+            // Peers choose versions: past a bound the table starts over. Numbers are never reused,
+            // so a run only gets a repeated lock entry, which readers ignore.
+            if lockIdentities.count >= 4096 { lockIdentities = [:] }
+            lockIdentities[lock] = lockIdentity
+            nextLockIdentity += 1
+        }
         workers[identity] = Worker(
             identity: identity, service: service, framing: framing, native: info != nil, capacity: capacity,
-            version: info?.version ?? "", configDigest: info?.configDigest ?? "",
+            version: lock.version, configDigest: lock.configDigest, lockIdentity: lockIdentity,
             expiresAt: now.milliseconds + livenessWindow)
         services[service, default: Service()].workers.insert(identity)
         services[service, default: Service()].idle.append(identity)

@@ -179,6 +179,41 @@ import Testing
         #expect(try MDPCodec.decodeForWorker(toWorker).body == [Array("b".utf8)])
     }
 
+    /// A run's lock gets one entry per (service, version, digest) it used: none for a second
+    /// worker of the same build, one for a worker of another version.
+    @Test mutating func aRunsLockHasOneEntryPerBuildOfEachServiceItUsed() throws {
+        func ready(_ worker: String, version: String) {
+            _ = send(worker, MDPCodec.workerReady(service: "llm", metadata: WorkerMetadata(
+                version: version, configDigest: "d", capacity: 1).encoded()))
+        }
+        func ask(_ id: String, run: String) throws -> [String] {
+            let envelope = try Envelope(messageID: id, runID: run).encoded()
+            let output = send("c", MDPCodec.clientRequest(service: "llm", body: [envelope, []]))
+            return output.events.filter { $0.type == "lock.recorded" }.map { $0.runID }
+        }
+        func finish(_ worker: String, _ id: String) throws {
+            let reply = try Envelope(messageID: "x-\(id)", causationID: id).encoded()
+            _ = send(worker, MDPCodec.workerReply(.workerFinal, client: Array("c".utf8), body: [reply]))
+        }
+        ready("w1", version: "1")
+        #expect(try ask("a", run: "r1") == ["r1"])
+        try finish("w1", "a")
+        #expect(try ask("b", run: "r1") == [])       // the same worker again
+        try finish("w1", "b")
+        ready("w2", version: "1")                     // another worker of the same build
+        _ = send("w1", MDPCodec.workerSignal(.disconnect, framing: .plain))
+        #expect(try ask("c", run: "r1") == [])
+        try finish("w2", "c")
+        #expect(try ask("d", run: "r2") == ["r2"])  // another run
+        try finish("w2", "d")
+        ready("w3", version: "2")
+        _ = send("w2", MDPCodec.workerSignal(.disconnect, framing: .plain))
+        let drifted = try ask("e", run: "r1")
+        #expect(drifted == ["r1"])                   // a new version in the same run
+        let recorded = try #require(machine.workers[Array("w3".utf8)])
+        #expect(recorded.version == "2" && recorded.configDigest == "d")
+    }
+
     @Test mutating func mmiServiceAnswersFromTheRegistry() throws {
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
         for (name, status) in [("echo", "200"), ("other", "404")] {

@@ -102,36 +102,36 @@ public struct RunStatusProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
-        var rows: [String: RunStatus] = [:]
-        var order: [String] = []
-        var previous: RunStatus?
+        // Rows in first-seen order, folded in place by index: a batch interleaves hundreds of
+        // runs, and changing a row through a dictionary's optional subscript allocates per call.
+        var rows: [RunStatus] = []
+        var index: [String: Int] = [:]
+        var last = -1
         for event in events where !event.runID.isEmpty {
-            // Batches usually hold long runs of one run id: skip the dictionary for those.
-            if var row = previous, row.runID == event.runID {
-                row.fold(event)
-                previous = row
+            // Batches often hold several events of one run in a row: skip the dictionary for those.
+            if last >= 0, rows[last].runID == event.runID {
+                rows[last].fold(event)
                 continue
             }
-            if let row = previous { rows[row.runID] = row }
-            defer { previous = rows[event.runID] }
-            if rows[event.runID] != nil {
-                rows[event.runID]?.fold(event)
+            if let found = index[event.runID] {
+                rows[found].fold(event)
+                last = found
                 continue
             }
-            order.append(event.runID)
             if let bytes = try state.value(forKey: Array(event.runID.utf8)) {
                 guard var row = RunStatus(runID: event.runID, encoded: bytes) else {
                     throw EventLogError(.corruptRecord, "run-status row of run \(event.runID) is unreadable")
                 }
                 row.fold(event)
-                rows[event.runID] = row
+                rows.append(row)
             } else {
-                rows[event.runID] = RunStatus(first: event)
+                rows.append(RunStatus(first: event))
             }
+            last = rows.count - 1
+            index[event.runID] = last
         }
-        if let row = previous { rows[row.runID] = row }
-        for runID in order {
-            if let row = rows[runID] { try state.setValue(row.encoded(), forKey: Array(runID.utf8)) }
+        for row in rows {
+            try state.setValue(row.encoded(), forKey: Array(row.runID.utf8))
         }
     }
 }
