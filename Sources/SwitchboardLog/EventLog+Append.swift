@@ -28,10 +28,11 @@ extension EventLog {
     @discardableResult
     public func append(_ events: [NewEvent]) throws -> AppendResult {
         guard !isReadOnly else { throw EventLogError(.readOnly, "the event log is open read-only") }
-        for event in events {
-            try RecordCodec.validate(event, maximumPayloadSize: configuration.maximumPayloadSize)
-            if event.streamID.isEmpty && event.expectedVersion != .any {
-                throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(event.type))")
+        // Read in place, not copied out of the array: an event has seven reference-counted fields.
+        for index in events.indices {
+            try RecordCodec.validate(events[index], maximumPayloadSize: configuration.maximumPayloadSize)
+            if events[index].streamID.isEmpty && events[index].expectedVersion != .any {
+                throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(events[index].type))")
             }
         }
         if events.isEmpty {
@@ -63,23 +64,24 @@ extension EventLog {
         var recorded: [RecordedEvent] = []
         recorded.reserveCapacity(events.count)
         for index in events.indices {
-            let event = events[index]
+            // Fields read in place, the event not copied out: a copy retains every field.
+            let streamID = events[index].streamID
             var streamVersion: UInt64 = 0
-            if !event.streamID.isEmpty {
+            if !streamID.isEmpty {
                 let current: UInt64
-                if let lastStream, lastStream.id == event.streamID {
+                if let lastStream, lastStream.id == streamID {
                     current = lastStream.version
                 } else {
                     if let lastStream { streamVersions[lastStream.id] = lastStream.version }
-                    current = try streamVersions[event.streamID] ?? currentStreamVersion(event.streamID, in: txn)
+                    current = try streamVersions[streamID] ?? currentStreamVersion(streamID, in: txn)
                 }
-                guard event.expectedVersion.admits(current) else {
+                guard events[index].expectedVersion.admits(current) else {
                     throw EventLogError(
                         .versionConflict,
-                        "stream \(event.streamID) is at version \(current), the append expected \(event.expectedVersion)")
+                        "stream \(streamID) is at version \(current), the append expected \(events[index].expectedVersion)")
                 }
                 streamVersion = current + 1
-                lastStream = (event.streamID, streamVersion)
+                lastStream = (streamID, streamVersion)
             }
             let position = head.position + 1
             let checksum = RecordCodec.seal(
@@ -89,23 +91,24 @@ extension EventLog {
                     try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
                 }
             }
-            if !event.runID.isEmpty {
-                try IndexKeys.withKey(.run, event.runID, position) { key in
+            if !events[index].runID.isEmpty {
+                try IndexKeys.withKey(.run, events[index].runID, position) { key in
                     try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
                 }
             }
-            if !event.streamID.isEmpty {
-                try IndexKeys.withKey(.stream, event.streamID, streamVersion) { key in
+            if !streamID.isEmpty {
+                try IndexKeys.withKey(.stream, streamID, streamVersion) { key in
                     try withUnsafeBytes(of: position.bigEndian) { value in
                         try txn.put(databases.index, key: key, value: value)
                     }
                 }
             }
             recorded.append(RecordedEvent(
-                position: position, type: event.type, schemaVersion: event.schemaVersion, runID: event.runID,
-                streamID: event.streamID, streamVersion: streamVersion, messageID: event.messageID,
-                causationID: event.causationID, timestamp: event.timestamp, payload: event.payload,
-                payloadEncoding: event.payloadEncoding, previousHash: head.hash, checksum: checksum))
+                position: position, type: events[index].type, schemaVersion: events[index].schemaVersion,
+                runID: events[index].runID, streamID: streamID, streamVersion: streamVersion,
+                messageID: events[index].messageID, causationID: events[index].causationID,
+                timestamp: events[index].timestamp, payload: events[index].payload,
+                payloadEncoding: events[index].payloadEncoding, previousHash: head.hash, checksum: checksum))
             head = Head(position: position, hash: SHA256Hasher.digest(records[index]))
         }
         for (projection, database) in projections {

@@ -57,7 +57,7 @@ public struct ApprovalsProjection: Projection {
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
         // Every batch passes here on the log writer's thread; most hold no approval event.
-        guard events.contains(where: { $0.type.hasPrefix("approval.") }) else { return }
+        guard events.indices.contains(where: { events[$0].type.hasPrefix("approval.") }) else { return }
         let decoder = JSONDecoder()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -106,9 +106,11 @@ public struct UsageProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
-        for event in events {
-            switch event.type {
+        // Only matching events are copied out of the array: most of a batch is neither kind.
+        for index in events.indices {
+            switch events[index].type {
             case ControlEvents.llmUsage:
+                let event = events[index]
                 guard let usage = UsageTotals(usageEvent: event.payload) else { continue }
                 for key in ["run/" + event.runID, "day/" + UsageTotals.day(event.timestamp)] {
                     var totals = try state.value(forKey: Array(key.utf8)).flatMap(UsageTotals.init(encoded:))
@@ -117,6 +119,7 @@ public struct UsageProjection: Projection {
                     try state.setValue(totals.encoded(), forKey: Array(key.utf8))
                 }
             case ControlEvents.policyDecided:
+                let event = events[index]
                 guard let (rule, counted) = ControlEvents.countedRule(event.payload), counted else { continue }
                 let key = Array("calls/\(rule)/\(event.runID)".utf8)
                 guard key.count <= 511 else { continue }

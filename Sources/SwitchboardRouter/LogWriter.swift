@@ -90,10 +90,12 @@ final class LogWriter: Sendable {
             }
             if !work.isEmpty {
                 do {
-                    let all = work.flatMap(\.events)
+                    // One batch (the usual case while the disk keeps up) is handed over as it is:
+                    // joining and splitting copies every event, each with its fields retained.
+                    let all = work.count == 1 ? work[0].events : work.flatMap(\.events)
                     let recorded = all.isEmpty ? [] : try log.append(all).events
                     var offset = 0
-                    let completed = work.map { item in
+                    let completed = work.count == 1 ? [Completed(batch: work[0].batch, events: recorded)] : work.map { item in
                         defer { offset += item.events.count }
                         return Completed(batch: item.batch, events: Array(recorded[offset..<offset + item.events.count]))
                     }

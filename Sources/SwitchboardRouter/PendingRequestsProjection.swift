@@ -11,19 +11,20 @@ public struct PendingRequestsProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
-        for event in events {
-            switch event.type {
+        // Read in place, not copied out of the array: an event has eight reference-counted fields.
+        for index in events.indices {
+            switch events[index].type {
             case RouterEvents.requestReceived:
-                try state.setValue(Self.encode(position: event.position, redeliveries: 0),
-                                   forKey: Array(event.messageID.utf8))
+                try state.setValue(Self.encode(position: events[index].position, redeliveries: 0),
+                                   forKey: Array(events[index].messageID.utf8))
             case RouterEvents.requestRedelivered:
-                let key = Array(event.messageID.utf8)
+                let key = Array(events[index].messageID.utf8)
                 if let entry = try state.value(forKey: key).flatMap(Self.decode) {
                     try state.setValue(Self.encode(position: entry.position, redeliveries: entry.redeliveries + 1),
                                        forKey: key)
                 }
             case RouterEvents.replyFinal, RouterEvents.requestFailed:
-                try state.removeValue(forKey: Array(event.causationID.utf8))
+                try state.removeValue(forKey: Array(events[index].causationID.utf8))
             default:
                 break
             }
@@ -32,7 +33,13 @@ public struct PendingRequestsProjection: Projection {
 
     /// `u64 LE position | u32 LE redeliveries`.
     static func encode(position: UInt64, redeliveries: UInt32) -> [UInt8] {
-        withUnsafeBytes(of: position.littleEndian) { Array($0) } + withUnsafeBytes(of: redeliveries.littleEndian) { Array($0) }
+        // One array, sized once: one is written for every request.
+        [UInt8](unsafeUninitializedCapacity: 12) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: position.littleEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: redeliveries.littleEndian, toByteOffset: 8, as: UInt32.self)
+            count = 12
+        }
     }
 
     static func decode(_ bytes: [UInt8]) -> (position: UInt64, redeliveries: UInt32)? {

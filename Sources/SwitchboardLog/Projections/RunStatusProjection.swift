@@ -36,7 +36,7 @@ public struct RunStatus: Sendable, Hashable {
     public var firstTimestamp: Timestamp
     public var lastTimestamp: Timestamp
 
-    init(first event: RecordedEvent) {
+    init(first event: borrowing RecordedEvent) {
         runID = event.runID
         state = RunState.after(eventType: event.type) ?? .running
         firstPosition = event.position
@@ -46,7 +46,7 @@ public struct RunStatus: Sendable, Hashable {
         lastTimestamp = event.timestamp
     }
 
-    mutating func fold(_ event: RecordedEvent) {
+    mutating func fold(_ event: borrowing RecordedEvent) {
         if let next = RunState.after(eventType: event.type) { state = next }
         lastPosition = event.position
         eventCount += 1
@@ -107,28 +107,30 @@ public struct RunStatusProjection: Projection {
         var rows: [RunStatus] = []
         var index: [String: Int] = [:]
         var last = -1
-        for event in events where !event.runID.isEmpty {
+        // Read in place, not copied out of the array: an event has eight reference-counted fields.
+        for position in events.indices where !events[position].runID.isEmpty {
             // Batches often hold several events of one run in a row: skip the dictionary for those.
-            if last >= 0, rows[last].runID == event.runID {
-                rows[last].fold(event)
+            if last >= 0, rows[last].runID == events[position].runID {
+                rows[last].fold(events[position])
                 continue
             }
-            if let found = index[event.runID] {
-                rows[found].fold(event)
+            let runID = events[position].runID
+            if let found = index[runID] {
+                rows[found].fold(events[position])
                 last = found
                 continue
             }
-            if let bytes = try state.value(forKey: Array(event.runID.utf8)) {
-                guard var row = RunStatus(runID: event.runID, encoded: bytes) else {
-                    throw EventLogError(.corruptRecord, "run-status row of run \(event.runID) is unreadable")
+            if let bytes = try state.value(forKey: Array(runID.utf8)) {
+                guard var row = RunStatus(runID: runID, encoded: bytes) else {
+                    throw EventLogError(.corruptRecord, "run-status row of run \(runID) is unreadable")
                 }
-                row.fold(event)
+                row.fold(events[position])
                 rows.append(row)
             } else {
-                rows.append(RunStatus(first: event))
+                rows.append(RunStatus(first: events[position]))
             }
             last = rows.count - 1
-            index[event.runID] = last
+            index[runID] = last
         }
         for row in rows {
             try state.setValue(row.encoded(), forKey: Array(row.runID.utf8))
