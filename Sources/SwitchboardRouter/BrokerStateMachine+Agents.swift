@@ -101,8 +101,27 @@ struct LockIdentity: Hashable {
 
 /// A run and the numbered ``LockIdentity`` of a worker that served it.
 struct LockEntry: Hashable {
-    var runID: String
-    var lock: Int
+    let runID: String
+    let lock: Int
+    /// Hashed once: a set probes by equality, and run ids share long prefixes.
+    private let hash: Int
+
+    init(runID: String, lock: Int) {
+        self.runID = runID
+        self.lock = lock
+        var hasher = Hasher()
+        hasher.combine(runID)
+        hasher.combine(lock)
+        hash = hasher.finalize()
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.hash == rhs.hash && lhs.lock == rhs.lock && lhs.runID == rhs.runID
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(hash)
+    }
 }
 
 /// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.

@@ -282,7 +282,7 @@ extension BrokerStateMachine {
             reply.bool("approved", approved)
             reply["note"] = note
             reply["reason"] = reason
-            return finish(request, body: [Array(reply.text.utf8)], now: now, into: &output)
+            return finish(request, body: [reply.bytes], now: now, into: &output)
         }
         if approved {
             admit(request, now: now, into: &output, evaluatePolicy: false)
@@ -317,7 +317,7 @@ extension BrokerStateMachine {
             var reply = JSONObject()
             reply.number("firedAt", Int(now.wall.nanosecondsSinceEpoch))
             reply.number("dueAt", Int(timer.due))
-            finish(timer.request, body: [Array(reply.text.utf8)], now: now, into: &output)
+            finish(timer.request, body: [reply.bytes], now: now, into: &output)
         }
     }
 

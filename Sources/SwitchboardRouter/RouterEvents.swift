@@ -130,13 +130,13 @@ enum RouterEvents {
         var json = JSONObject()
         json["error"] = code
         json["message"] = message
-        return Array(json.text.utf8)
+        return json.bytes
     }
 
     static func event(_ type: String, _ runID: String, messageID: String, causation: String,
                               _ json: JSONObject, _ now: Timestamp) -> NewEvent {
         NewEvent(type: type, runID: runID, messageID: messageID, causationID: causation, timestamp: now,
-                 payload: Array(json.text.utf8), payloadEncoding: .json)
+                 payload: json.bytes, payloadEncoding: .json)
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -166,15 +166,23 @@ enum RouterEvents {
     }
 }
 
-/// A flat JSON object written in insertion order.
+/// A flat JSON object written in insertion order, as UTF-8 bytes: the router writes one for
+/// every lock entry and error, and a `String` built piece by piece is slow to grow and to count.
 struct JSONObject {
-    private(set) var text = "{}"
+    private(set) var bytes: [UInt8]
+
+    init() {
+        bytes = []
+        bytes.reserveCapacity(128)
+        bytes.append(UInt8(ascii: "{"))
+        bytes.append(UInt8(ascii: "}"))
+    }
 
     private mutating func key(_ name: String) {
-        text.removeLast()
-        if text.count > 1 { text += "," }
-        JSONText.appendString(name, to: &text)
-        text += ":"
+        bytes.removeLast()
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
     }
 
     subscript(name: String) -> String? {
@@ -182,24 +190,48 @@ struct JSONObject {
         set {
             guard let newValue else { return }
             key(name)
-            JSONText.appendString(newValue, to: &text)
-            text += "}"
+            Self.appendString(newValue, to: &bytes)
+            bytes.append(UInt8(ascii: "}"))
         }
     }
 
     mutating func number(_ name: String, _ value: Int) {
         key(name)
-        text += String(value) + "}"
+        bytes.append(contentsOf: String(value).utf8)
+        bytes.append(UInt8(ascii: "}"))
     }
 
     /// Adds `json`, which must be valid JSON text, as it is.
     mutating func raw(_ name: String, _ json: String) {
         key(name)
-        text += json + "}"
+        bytes.append(contentsOf: json.utf8)
+        bytes.append(UInt8(ascii: "}"))
     }
 
     mutating func bool(_ name: String, _ value: Bool) {
         key(name)
-        text += (value ? "true" : "false") + "}"
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// A JSON string, escaped as ``JSONText/appendString(_:to:)`` escapes it, byte by byte: UTF-8
+    /// bytes of 0x80 and up are never quotes or control characters, so they pass as they are.
+    static func appendString(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case ..<0x20:
+                let digits = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                        digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -27,6 +27,28 @@ import TestSupport
                         payloadEncoding: .json)
     }
 
+    /// The router's JSON payloads (lock entries, errors, control replies) are written as bytes:
+    /// the same text as the log's string escaper writes, and JSON that parses back to the values.
+    @Test func jsonObjectsEscapeAsTheLogsEscaperDoes() throws {
+        let values = ["plain", "", "quote \" and \\ backslash", "lines\nand\rreturns\tand tabs",
+                      "control \u{01}\u{1F}\u{7F}", "accents é ü, 漢字 and 🎛️", "/slash/"]
+        for value in values {
+            var object = JSONObject()
+            object["key \"\u{02}"] = value
+            object.number("n", -42)
+            object.bool("b", true)
+            var expected = "{"
+            JSONText.appendString("key \"\u{02}", to: &expected)
+            expected += ":"
+            JSONText.appendString(value, to: &expected)
+            expected += ",\"n\":-42,\"b\":true}"
+            #expect(String(decoding: object.bytes, as: UTF8.self) == expected)
+            let parsed = try #require(try JSONSerialization.jsonObject(with: Data(object.bytes)) as? [String: Any])
+            #expect(parsed["key \"\u{02}"] as? String == value)
+        }
+        #expect(JSONObject().bytes == Array("{}".utf8))
+    }
+
     @Test func messageEventsShowAsTheJSONTheyWereWrittenAsBefore() throws {
         let now = Timestamp(nanosecondsSinceEpoch: 5)
         let request = try Self.request("run/start>1", body: #"{"x":1}"#)
