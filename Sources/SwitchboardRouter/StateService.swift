@@ -70,7 +70,7 @@ public enum StateService {
         func failure(_ code: String, _ message: String) -> [[UInt8]] {
             reply([RouterEvents.errorBody(code: code, message: message)], error: true)
         }
-        guard let first = body.first, let stream = String(validating: first, as: UTF8.self), !stream.isEmpty,
+        guard let first = body.first, let stream = UTF8Text.string(first), !stream.isEmpty,
               stream.utf8.count <= 240
         else { return failure("bad_request", "sb.state takes a stream id (1-240 bytes)") }
         let excluded = body.count > 1 ? String(decoding: body[1], as: UTF8.self) : nil

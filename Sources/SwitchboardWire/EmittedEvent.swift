@@ -62,8 +62,7 @@ public struct EmittedEvent: Sendable, Hashable {
                 guard index < raw.count else { throw WireError(.malformed, "event frame is truncated") }
                 let length = Int(raw[index])
                 guard raw.count >= index + 1 + length,
-                      let text = String(validating: UnsafeRawBufferPointer(rebasing: raw[(index + 1)..<(index + 1 + length)]),
-                                        as: UTF8.self)
+                      let text = UTF8Text.string(UnsafeRawBufferPointer(rebasing: raw[(index + 1)..<(index + 1 + length)]))
                 else { throw WireError(.malformed, "event frame is truncated or not UTF-8") }
                 index += 1 + length
                 return text

@@ -212,7 +212,7 @@ public struct Envelope: Sendable, Hashable {
         }
 
         mutating func string(_ count: Int) throws -> String {
-            guard let value = String(validating: try take(count), as: UTF8.self) else {
+            guard let value = UTF8Text.string(try take(count)) else {
                 throw WireError(.malformed, "envelope text is not UTF-8")
             }
             return value

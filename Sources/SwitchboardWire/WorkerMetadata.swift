@@ -40,7 +40,7 @@ public struct WorkerMetadata: Sendable, Hashable {
             guard index < frame.count else { return nil }
             let length = Int(frame[index])
             guard frame.count >= index + 1 + length,
-                  let text = String(validating: frame[(index + 1)..<(index + 1 + length)], as: UTF8.self)
+                  let text = UTF8Text.string(frame[(index + 1)..<(index + 1 + length)])
             else { return nil }
             texts.append(text)
             index += 1 + length

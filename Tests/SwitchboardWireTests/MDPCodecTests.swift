@@ -174,3 +174,21 @@ import Testing
         #expect(steps.count >= 3)
     }
 }
+
+/// Text taken from frames: ASCII by the fast path, other UTF-8 by the validator, anything else refused.
+@Suite struct UTF8TextTests {
+    @Test func asciiAndOtherUTF8AreTakenAndInvalidBytesRefused() throws {
+        for text in ["", "run-1/echo/2", "état ✓ 漢字 🎛️", String(repeating: "a", count: 300)] {
+            #expect(UTF8Text.string(Array(text.utf8)) == text)
+            #expect(UTF8Text.string(Array(("x" + text).utf8).dropFirst()) == text)
+        }
+        for bytes: [UInt8] in [[0xFF], [0x61, 0xC3], [0xED, 0xA0, 0x80], [0xC0, 0xAF], [0x61, 0x80, 0x62]] {
+            #expect(UTF8Text.string(bytes) == nil, "\(bytes) is not UTF-8")
+        }
+        var envelope = try Envelope(messageID: "m", runID: "r\u{E9}").encoded()
+        // The run id's second byte (0xA9 of é) made a lone lead byte: the envelope is refused.
+        let index = try #require(envelope.lastIndex(of: 0xA9))
+        envelope[index] = 0x41
+        #expect(throws: WireError.self) { try Envelope(decoding: envelope) }
+    }
+}

@@ -75,8 +75,11 @@ public struct RunStatus: Sendable, Hashable {
     init?(runID: String, encoded bytes: [UInt8]) {
         guard bytes.count >= 2, bytes[0] == 1 else { return nil }
         let stateLength = Int(bytes[1])
-        guard bytes.count == 2 + stateLength + 40,
-              let state = String(validating: bytes[2..<2 + stateLength], as: UTF8.self)
+        guard bytes.count == 2 + stateLength + 40 else { return nil }
+        let stateBytes = bytes[2..<2 + stateLength]
+        // A state is ASCII: no validator (which instantiates generic metadata on every call) for it.
+        guard let state = stateBytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: stateBytes, as: UTF8.self)
+                : String(validating: stateBytes, as: UTF8.self)
         else { return nil }
         func number(_ index: Int) -> UInt64 {
             bytes.withUnsafeBytes { raw in

@@ -96,7 +96,8 @@ package enum JSONText {
 
     /// Whether `bytes` hold exactly one JSON value (RFC 8259), surrounded by optional white space.
     package static func isValid(_ bytes: [UInt8]) -> Bool {
-        guard String(validating: bytes, as: UTF8.self) != nil else { return false }
+        // ASCII needs no validator (which instantiates generic metadata on every call).
+        guard bytes.allSatisfy({ $0 < 0x80 }) || String(validating: bytes, as: UTF8.self) != nil else { return false }
         var parser = Recognizer(bytes: bytes)
         parser.skipSpace()
         guard parser.value(depth: 0) else { return false }

@@ -143,7 +143,7 @@ public enum MDPCodec {
 
     private static func validService(_ bytes: [UInt8]) -> Result<String, WireError> {
         guard !bytes.isEmpty, bytes.count <= MDP.maximumServiceLength,
-              let name = String(validating: bytes, as: UTF8.self)
+              let name = UTF8Text.string(bytes)
         else { return malformed("service name must be 1–\(MDP.maximumServiceLength) bytes of UTF-8") }
         return .success(name)
     }
