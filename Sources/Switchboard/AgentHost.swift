@@ -56,29 +56,13 @@ public final class AgentHost: Sendable {
     private let logger: Logger
     private let state = Mutex(HostState())
 
-    private struct InstanceKey: Hashable {
-        let type: String
-        let key: String
-        /// Hashed once: a message looks its key up several times, in tables thousands long.
-        private let hash: Int
-
-        init(type: String, key: String) {
-            self.type = type
-            self.key = key
-            var hasher = Hasher()
-            hasher.combine(type)
-            hasher.combine(key)
-            hash = hasher.finalize()
-        }
-
-        static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.hash == rhs.hash && lhs.key == rhs.key && lhs.type == rhs.type
-        }
-
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(hash)
-        }
+    private struct InstanceName: Hashable {
+        var type: String
+        var key: String
     }
+
+    /// Hashed once: a message looks its key up several times, in tables thousands long.
+    private typealias InstanceKey = Prehashed<InstanceName>
 
     private struct Idle {
         var instance: Cached
@@ -150,7 +134,7 @@ public final class AgentHost: Sendable {
     /// Called on the connection's I/O thread, in the order the router sent the requests.
     private func accept(_ request: HostConnection.Incoming) {
         guard let type = types[request.service] else { return }
-        let key = InstanceKey(type: request.service, key: request.message.key)
+        let key = InstanceKey(InstanceName(type: request.service, key: request.message.key))
         let start = state.withLock { state -> Bool in
             // Draining: not started; the router hands it to another host after DISCONNECT.
             guard !state.draining else { return false }
@@ -196,7 +180,7 @@ public final class AgentHost: Sendable {
                     && MonotonicTime.milliseconds() - idle.lastUsed < Int64(configuration.idleTimeout) ? idle.instance : nil
             }
         }
-        let id = AgentID(type: key.type, key: key.key)
+        let id = AgentID(type: key.value.type, key: key.value.key)
         while let request = state.withLock({ state in state.mailboxes[key]?.first }) {
             let message = request.message
             var body: [[UInt8]]
@@ -213,7 +197,7 @@ public final class AgentHost: Sendable {
                 (body, cached) = try await handle(request, with: current, type: type)
             } catch {
                 cached = nil
-                let failure = AskError(service: key.type, code: "agent_error", message: "\(error)")
+                let failure = AskError(service: key.value.type, code: "agent_error", message: "\(error)")
                 body = [(try? Self.replyEnvelope(to: message, error: true).encoded()) ?? [], failure.body]
             }
             connection.reply(to: request, body: body)

@@ -11,7 +11,9 @@ extension BrokerStateMachine {
     /// Appends a `lock.recorded` event the first time a run is served by this version of a service.
     mutating func recordLock(_ request: Request, worker: Worker, now: Now, into output: inout Output) -> Bool {
         guard !request.runID.isEmpty else { return false }
-        guard lockedServices.insert(LockEntry(runID: request.runID, lock: worker.lockIdentity)) else { return false }
+        guard lockedServices.insert(LockEntry(LockUse(runID: request.runID, lock: worker.lockIdentity))) else {
+            return false
+        }
         output.events.append(RouterEvents.lockRecorded(runID: request.runID, service: worker.service,
                                                        version: worker.version, configDigest: worker.configDigest,
                                                        causationID: request.messageID, now: now.wall))
@@ -99,29 +101,13 @@ struct LockIdentity: Hashable {
     var configDigest: String
 }
 
-/// A run and the numbered ``LockIdentity`` of a worker that served it.
-struct LockEntry: Hashable {
-    let runID: String
-    let lock: Int
-    /// Hashed once: a set probes by equality, and run ids share long prefixes.
-    private let hash: Int
+/// A run and the numbered ``LockIdentity`` of a worker that served it; hashed once, since a set
+/// probes by equality and run ids share long prefixes.
+typealias LockEntry = Prehashed<LockUse>
 
-    init(runID: String, lock: Int) {
-        self.runID = runID
-        self.lock = lock
-        var hasher = Hasher()
-        hasher.combine(runID)
-        hasher.combine(lock)
-        hash = hasher.finalize()
-    }
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.hash == rhs.hash && lhs.lock == rhs.lock && lhs.runID == rhs.runID
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(hash)
-    }
+struct LockUse: Hashable {
+    var runID: String
+    var lock: Int
 }
 
 /// A set that remembers the newest `capacity` keys; older ones are forgotten in insertion order.

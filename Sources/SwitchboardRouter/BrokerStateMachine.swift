@@ -63,14 +63,14 @@ struct BrokerStateMachine {
     private(set) var services: [String: Service] = [:]
     private(set) var workers: [[UInt8]: Worker] = [:]
     /// Final replies of recently finished native requests, for clients that ask again.
-    private var finished: [String: [[UInt8]]] = [:]
+    private var finished: [Prehashed<String>: [[UInt8]]] = [:]
     /// The log's answers, for re-issued asks the memory above has forgotten, and for forks.
     var logAnswers: LogAnswers?
     var pins: [String: Pin] = [:]
     var nextPinSweep: Int64 = 0
-    private var finishedOrder: [String] = []
+    private var finishedOrder: [Prehashed<String>] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
-    private var openNative: Set<String> = []
+    private var openNative: Set<Prehashed<String>> = []
     /// (run, service, version, digest) already in a run's determinism lock (a repeated lock entry
     /// is harmless: readers keep the first).
     var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
@@ -224,7 +224,7 @@ struct BrokerStateMachine {
                 let remaining = (envelope.deadline - now.wall.nanosecondsSinceEpoch) / 1_000_000
                 expiresAt = now.milliseconds + max(0, remaining)
             }
-            if let reply = finished[messageID] {
+            if let reply = finished[Prehashed(messageID)] {
                 // Asked again after it finished (a reconnected client): answer from memory.
                 output.sends.append((client, reply))
                 return
@@ -291,13 +291,13 @@ struct BrokerStateMachine {
         var service = services.removeValue(forKey: request.service) ?? Service()
         service.queue.append(request)
         services[request.service] = service
-        if request.native { openNative.insert(request.messageID) }
+        if request.native { openNative.insert(Prehashed(request.messageID)) }
     }
 
     /// A request already queued or in flight under `messageID` gets the new client address.
     private mutating func reattach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
         // The search below runs only for an id asked again, not for every new request.
-        guard openNative.contains(messageID) else { return false }
+        guard openNative.contains(Prehashed(messageID)) else { return false }
         for (name, service) in services {
             if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
                 services[name]?.queue[index].client = client
@@ -567,7 +567,7 @@ struct BrokerStateMachine {
     }
 
     mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
-        if request.native { openNative.remove(request.messageID) }
+        if request.native { openNative.remove(Prehashed(request.messageID)) }
         output.events.append(RouterEvents.reply(request, body: body, final: true, now: now.wall))
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
                                           framing: request.clientFraming)
@@ -589,7 +589,7 @@ struct BrokerStateMachine {
     }
 
     mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
-        if request.native { openNative.remove(request.messageID) }
+        if request.native { openNative.remove(Prehashed(request.messageID)) }
         reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
                into: &output, log: true)
@@ -612,12 +612,13 @@ struct BrokerStateMachine {
     }
 
     func rememberedReply(_ messageID: String) -> [[UInt8]]? {
-        finished[messageID]
+        finished[Prehashed(messageID)]
     }
 
     mutating func remember(_ messageID: String, reply: [[UInt8]]) {
-        if finished.updateValue(reply, forKey: messageID) == nil {
-            finishedOrder.append(messageID)
+        let key = Prehashed(messageID)
+        if finished.updateValue(reply, forKey: key) == nil {
+            finishedOrder.append(key)
         }
         let limit = configuration.rememberedAnswers
         if finishedOrder.count > limit {

@@ -192,3 +192,19 @@ import Testing
         #expect(throws: WireError.self) { try Envelope(decoding: envelope) }
     }
 }
+
+/// Keys hashed once behave as the keys they wrap in sets and dictionaries.
+@Suite struct PrehashedTests {
+    @Test func aSetOfPrehashedIdsHoldsWhatASetOfTheIdsHolds() {
+        let ids = (0..<2_000).map { "run-000000000000000\($0 % 700)/echo/\($0 % 3)" }
+        var plain = Set<String>()
+        var hashed = Set<Prehashed<String>>()
+        for id in ids {
+            #expect(plain.insert(id).inserted == hashed.insert(Prehashed(id)).inserted)
+        }
+        #expect(hashed.count == plain.count)
+        for id in ids.prefix(500) { hashed.remove(Prehashed(id)); plain.remove(id) }
+        #expect(Set(hashed.map(\.value)) == plain)
+        #expect(Prehashed("a") == Prehashed("a") && Prehashed("a") != Prehashed("b"))
+    }
+}

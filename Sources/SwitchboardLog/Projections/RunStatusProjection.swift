@@ -109,6 +109,9 @@ public struct RunStatusProjection: Projection {
         // runs, and changing a row through a dictionary's optional subscript allocates per call.
         var rows: [RunStatus] = []
         var index: [String: Int] = [:]
+        // Sized once: growing rehashes every run id seen so far.
+        index.reserveCapacity(events.count)
+        rows.reserveCapacity(events.count)
         var last = -1
         // Read in place, not copied out of the array: an event has eight reference-counted fields.
         for position in events.indices where !events[position].runID.isEmpty {
