@@ -84,6 +84,8 @@ public final class AgentHost: Sendable {
         var idle = IdleSet<InstanceKey, Idle>()
         var busy = 0
         var draining = false
+        /// Cancelled: messages not yet started are dropped (the router redelivers them elsewhere).
+        var leaving = false
         var handled = 0
         /// Resumed once the request stream has ended and every mailbox is empty.
         var allDrained: CheckedContinuation<Void, Never>?
@@ -119,14 +121,21 @@ public final class AgentHost: Sendable {
     /// Serves until ``shutdown()`` or until the calling task is cancelled (then the workers leave
     /// the router at once, without a drain); returns once the handlers under way have finished.
     public func run() async {
-        await connection.serve { request in self.accept(request) }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state in
-                if state.mailboxes.isEmpty { return true }
-                state.allDrained = continuation
-                return false
+        await withTaskCancellationHandler {
+            await connection.serve { request in self.accept(request) }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { state in
+                    if state.mailboxes.isEmpty { return true }
+                    state.allDrained = continuation
+                    return false
+                }
+                if done { continuation.resume() }
             }
-            if done { continuation.resume() }
+        } onCancel: {
+            state.withLock { state in
+                state.draining = true
+                state.leaving = true
+            }
         }
     }
 
@@ -181,7 +190,7 @@ public final class AgentHost: Sendable {
             }
         }
         let id = AgentID(type: key.value.type, key: key.value.key)
-        while let request = state.withLock({ state in state.mailboxes[key]?.first }) {
+        while let request = next(of: key) {
             let message = request.message
             var body: [[UInt8]]
             do {
@@ -226,6 +235,20 @@ public final class AgentHost: Sendable {
             dropped.removeAll()
             drained?.resume()
         }
+    }
+
+    /// The next message of `key`'s mailbox. None once the host is leaving: the messages not yet
+    /// started are dropped, as the router redelivers them elsewhere after the workers' DISCONNECT.
+    private func next(of key: InstanceKey) -> HostConnection.Incoming? {
+        let (request, drained) = state.withLock { state -> (HostConnection.Incoming?, CheckedContinuation<Void, Never>?) in
+            guard state.leaving else { return (state.mailboxes[key]?.first, nil) }
+            if let left = state.mailboxes.removeValue(forKey: key) { state.busy -= left.count }
+            guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return (nil, nil) }
+            state.allDrained = nil
+            return (nil, waiting)
+        }
+        drained?.resume()
+        return request
     }
 
     /// Takes out the least recently used idle instances past the maximum, and those idle too long.

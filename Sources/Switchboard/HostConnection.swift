@@ -298,7 +298,12 @@ final class HostConnection: Sendable {
                         }
                     }
                 }
-                if stopping { return }
+                if stopping {
+                    // Closed with their last messages (a DISCONNECT) still to send: give them a
+                    // moment on a TCP link instead of dropping them at close.
+                    for worker in sockets { try? worker.socket.setOption(.linger, 1000) }
+                    return
+                }
             }
             if readable[1] {
                 while let frames = try client.receive(wait: false) {

@@ -93,7 +93,6 @@ struct UncommittedStreams {
     }
 }
 
-/// A run's use of a service version, as its determinism lock records it.
 /// What a worker of a service runs, as its READY said.
 struct LockIdentity: Hashable {
     var service: String

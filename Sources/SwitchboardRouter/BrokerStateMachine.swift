@@ -71,7 +71,7 @@ struct BrokerStateMachine {
     private var finishedOrder: [Prehashed<String>] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<Prehashed<String>> = []
-    /// (run, service, version, digest) already in a run's determinism lock (a repeated lock entry
+    /// (run, numbered service build) already in a run's determinism lock (a repeated lock entry
     /// is harmless: readers keep the first).
     var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
     /// Each (service, version, digest) a worker registered with, numbered: a lock entry is then a
@@ -278,11 +278,10 @@ struct BrokerStateMachine {
     mutating func enqueue(_ request: Request, now: Now, into output: inout Output) {
         // Taken out and put back: a modify through `services[name, default:]` allocates every call.
         // At the limit, the backlog read this cycle goes to idle workers first: only requests no
-        // worker can take count against it.
-        if let waiting = services[request.service], waiting.queued >= configuration.maximumQueueLength,
-           !waiting.idle.isEmpty {
-            dispatch(request.service, now: now, into: &output)
-        }
+        // worker can take count against it. (Requests held back by their key's busy worker still
+        // count, even when an idle worker could take the new one.)
+        let full = services[request.service].map { $0.queued >= configuration.maximumQueueLength && !$0.idle.isEmpty }
+        if full == true { dispatch(request.service, now: now, into: &output) }
         if (services[request.service]?.queued ?? 0) >= configuration.maximumQueueLength {
             return fail(request, code: "queue_full",
                         message: "service \(request.service) has \(configuration.maximumQueueLength) requests waiting",

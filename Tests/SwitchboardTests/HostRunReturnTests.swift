@@ -31,11 +31,13 @@ actor HeldHandler: Agent {
 actor AskingForever: Agent {
     static let descriptor = AgentDescriptor(name: "asking-forever", version: "1")
     static let outcome = Mutex<String?>(nil)
+    static let started = Atomic<Int>(0)
     var state = Counter.State()
 
     init(id: AgentID) {}
 
     func handle(_ message: AgentMessage, context: AgentContext<AskingForever>) async throws -> Payload {
+        Self.started.add(1, ordering: .relaxed)
         do {
             _ = try await context.ask("silent", Payload(text: "{}"))
             Self.outcome.withLock { $0 = "answered" }
@@ -122,19 +124,21 @@ actor AskingForever: Agent {
         }
     }
 
-    /// Cancelling the task that runs the host ends it: its workers send DISCONNECT, the ask a
-    /// handler waits on fails with `host_stopped`, and `run()` returns (a task group running the
-    /// host beside a body that throws would otherwise never finish).
+    /// Cancelling the task that runs the host ends it: its workers send DISCONNECT (over TCP, so
+    /// that closing the socket must not drop it), the ask a handler waits on fails with
+    /// `host_stopped`, the message queued behind it is not started, and `run()` returns (a task
+    /// group running the host beside a body that throws would otherwise never finish).
     @Test(.timeLimit(.minutes(2))) func cancellingTheTaskThatRunsTheHostEndsItAndItsWorkersLeave() async throws {
         let context = try ZMQContext()
-        let endpoint = "inproc://cancelled-host-\(UInt64.random(in: 0...UInt64.max))"
+        let bound = Mutex<String?>(nil)
         let asked = Atomic<Bool>(false)
-        // The scripted router: takes READY, dispatches one message, takes the handler's ask and
-        // never answers it, then reads until the worker's DISCONNECT.
+        // The scripted router: takes READY, dispatches two messages of one key, takes the first
+        // handler's ask and never answers it, then reads until the worker's DISCONNECT.
         let script = Task {
             try await onThread { () -> Bool in
                 let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
+                try socket.bind("tcp://127.0.0.1:*")
+                bound.withLock { $0 = socket.lastEndpoint }
                 var worker: [UInt8]?
                 let deadline = MonotonicTime.milliseconds() + 120_000
                 while MonotonicTime.milliseconds() < deadline {
@@ -145,12 +149,14 @@ actor AskingForever: Agent {
                     switch message {
                     case .workerReady:
                         worker = frames[0]
-                        let envelope = Envelope(messageID: "m-1", runID: "run-1",
-                                                headers: ["key": "k", "time": "1000000000",
-                                                          Envelope.emptyStateHeader: "1"])
-                        _ = try socket.send([frames[0]] + MDPCodec.workerRequest(
-                            client: Array("c".utf8), body: [try envelope.encoded(), Array("{}".utf8)],
-                            framing: .plain))
+                        for id in ["m-1", "m-2"] {
+                            let envelope = Envelope(messageID: id, runID: "run-1",
+                                                    headers: ["key": "k", "time": "1000000000",
+                                                              Envelope.emptyStateHeader: "1"])
+                            _ = try socket.send([frames[0]] + MDPCodec.workerRequest(
+                                client: Array("c".utf8), body: [try envelope.encoded(), Array("{}".utf8)],
+                                framing: .plain))
+                        }
                     case .clientRequest(service: "silent", _):
                         asked.store(true, ordering: .relaxed)
                     case .workerDisconnect where frames[0] == worker:
@@ -162,6 +168,13 @@ actor AskingForever: Agent {
                 return false
             }
         }
+        var endpoint = ""
+        let bindDeadline = ContinuousClock.now + .seconds(60)
+        while endpoint.isEmpty && ContinuousClock.now < bindDeadline {
+            try await Task.sleep(for: .milliseconds(5))
+            endpoint = bound.withLock { $0 } ?? ""
+        }
+        try #require(!endpoint.isEmpty, "the scripted router did not bind")
         let host = try AgentHost(types: [AgentType(AskingForever.self)],
                                  configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
         let returned = Atomic<Bool>(false)
@@ -187,6 +200,8 @@ actor AskingForever: Agent {
         await serving.value
         let outcome = AskingForever.outcome.withLock { $0 }
         #expect(outcome == "host_stopped")
+        let started = AskingForever.started.load(ordering: .relaxed)
+        #expect(started == 1, "the message queued behind the one under way was started after the cancellation")
         let disconnected = try await script.value
         #expect(disconnected, "the workers did not send DISCONNECT when the host was cancelled")
 
