@@ -177,27 +177,15 @@ actor AskingForever: Agent {
         try #require(!endpoint.isEmpty, "the scripted router did not bind")
         let host = try AgentHost(types: [AgentType(AskingForever.self)],
                                  configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
-        let returned = Atomic<Bool>(false)
-        let serving = Task {
-            await host.run()
-            returned.store(true, ordering: .relaxed)
+        let returnedOnCancel = try await Self.returnsWhenCancelled(host) {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while !asked.load(ordering: .relaxed) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let reached = asked.load(ordering: .relaxed)
+            #expect(reached, "the handler's ask never reached the router")
         }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while !asked.load(ordering: .relaxed) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        let reached = asked.load(ordering: .relaxed)
-        #expect(reached, "the handler's ask never reached the router")
-        serving.cancel()
-        // Waited for with a deadline: a host that ignores cancellation must fail here, not hang the suite.
-        let cancelDeadline = ContinuousClock.now + .seconds(30)
-        while !returned.load(ordering: .relaxed) && ContinuousClock.now < cancelDeadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        let returnedOnCancel = returned.load(ordering: .relaxed)
         #expect(returnedOnCancel, "run() did not return when its task was cancelled")
-        if !returnedOnCancel { await host.shutdown() }
-        await serving.value
         let outcome = AskingForever.outcome.withLock { $0 }
         #expect(outcome == "host_stopped")
         let started = AskingForever.started.load(ordering: .relaxed)
@@ -208,20 +196,33 @@ actor AskingForever: Agent {
         // Cancelled before it starts, a host registers nothing and returns at once.
         let early = try AgentHost(types: [AgentType(Echo.self)],
                                   configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
-        let earlyReturned = Atomic<Bool>(false)
-        let cancelled = Task {
-            withUnsafeCurrentTask { $0?.cancel() }
-            await early.run()
-            earlyReturned.store(true, ordering: .relaxed)
+        let returnedAtOnce = try await Self.returnsWhenCancelled(early, beforeRun: true)
+        #expect(returnedAtOnce, "run() of a host cancelled before it ran did not return")
+        #expect(early.registrations == 0, "a host cancelled before it ran registered anyway")
+    }
+
+    /// Runs `host` in a task and cancels the task, before `run()` or after `whileRunning`; says
+    /// whether `run()` returned within 30 s. Waited for with a deadline, and a host that did not
+    /// return is shut down: a host that ignores cancellation fails the test, not hangs the suite.
+    static func returnsWhenCancelled(_ host: AgentHost, beforeRun: Bool = false,
+                                     whileRunning: () async throws -> Void = {}) async throws -> Bool {
+        let returned = Atomic<Bool>(false)
+        let serving = Task {
+            if beforeRun { withUnsafeCurrentTask { $0?.cancel() } }
+            await host.run()
+            returned.store(true, ordering: .relaxed)
         }
-        let earlyDeadline = ContinuousClock.now + .seconds(30)
-        while !earlyReturned.load(ordering: .relaxed) && ContinuousClock.now < earlyDeadline {
+        if !beforeRun {
+            try await whileRunning()
+            serving.cancel()
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !returned.load(ordering: .relaxed) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let returnedAtOnce = earlyReturned.load(ordering: .relaxed)
-        #expect(returnedAtOnce, "run() of a host cancelled before it ran did not return")
-        if !returnedAtOnce { await early.shutdown() }
-        await cancelled.value
-        #expect(early.registrations == 0, "a host cancelled before it ran registered anyway")
+        let returnedInTime = returned.load(ordering: .relaxed)
+        if !returnedInTime { await host.shutdown() }
+        await serving.value
+        return returnedInTime
     }
 }
