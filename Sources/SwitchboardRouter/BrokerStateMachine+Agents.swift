@@ -100,6 +100,22 @@ struct LockIdentity: Hashable {
     var configDigest: String
 }
 
+/// Numbers for ``LockIdentity`` values, never reused.
+struct LockIdentityNumbers {
+    private var numbers: [LockIdentity: Int] = [:]
+    private var next = 0
+
+    mutating func number(for lock: LockIdentity) -> Int {
+        if let number = numbers[lock] { return number }
+        // Peers choose versions: past a bound the table starts over. Numbers are never reused,
+        // so a run only gets a repeated lock entry, which readers ignore.
+        if numbers.count >= 4096 { numbers = [:] }
+        defer { next += 1 }
+        numbers[lock] = next
+        return next
+    }
+}
+
 /// A run and the numbered ``LockIdentity`` of a worker that served it; hashed once, since a set
 /// probes by equality and run ids share long prefixes.
 typealias LockEntry = Prehashed<LockUse>

@@ -25,7 +25,7 @@ extension BrokerStateMachine {
             }
             // Answered long ago: the same answer again. What the ask carries was logged the first time.
             rememberRecovered(request, outcome: answer.outcome)
-            if let reply = rememberedReply(request.messageID) { output.sends.append((request.client, reply)) }
+            if let reply = self.answers[request.messageID] { output.sends.append((request.client, reply)) }
             return true
         }
         guard let link = answers.fork(of: request.runID), let parentID = link.parentID(of: request.messageID),

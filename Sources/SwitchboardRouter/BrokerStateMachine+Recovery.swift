@@ -10,11 +10,11 @@ extension BrokerStateMachine {
     mutating func rememberRecovered(_ request: Request, outcome: RecoveredOutcome) {
         switch outcome {
         case .final(let body):
-            remember(request.messageID, reply: MDPCodec.clientReply(
+            answers.remember(request.messageID, reply: MDPCodec.clientReply(
                 .final, service: request.service, body: clientBody(request, body, final: true),
                 framing: request.clientFraming))
         case .failed(let code, let message):
-            remember(request.messageID, reply: errorReply(request, code: code, message: message))
+            answers.remember(request.messageID, reply: errorReply(request, code: code, message: message))
         }
     }
 

@@ -70,6 +70,19 @@ extension BrokerStateMachine {
         pins = pins.filter { $0.value.lastUsed >= oldest || busy.contains($0.key) }
     }
 
+    /// A native client correlates replies by message id: give it an envelope when the worker did not.
+    func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
+        if !request.native {
+            // A plain MDP client gets a plain body, whoever answered.
+            return body.first.map(Envelope.isEnvelope) == true ? Array(body.dropFirst()) : body
+        }
+        guard body.first.map(Envelope.isEnvelope) != true,
+              let envelope = try? Envelope(messageID: request.messageID + (final ? "/final" : "/partial"),
+                                           runID: request.runID, causationID: request.messageID).encoded()
+        else { return body }
+        return [envelope] + body
+    }
+
     func errorReply(_ request: Request, code: String, message: String) -> [[UInt8]] {
         Self.errorFrames(service: request.service, framing: request.clientFraming, native: request.native,
                          messageID: request.messageID, runID: request.runID, code: code, message: message)

@@ -63,12 +63,11 @@ struct BrokerStateMachine {
     private(set) var services: [String: Service] = [:]
     private(set) var workers: [[UInt8]: Worker] = [:]
     /// Final replies of recently finished native requests, for clients that ask again.
-    private var finished: [Prehashed<String>: [[UInt8]]] = [:]
+    var answers: RememberedAnswers
     /// The log's answers, for re-issued asks the memory above has forgotten, and for forks.
     var logAnswers: LogAnswers?
     var pins: [String: Pin] = [:]
     var nextPinSweep: Int64 = 0
-    private var finishedOrder: [Prehashed<String>] = []
     /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
     private var openNative: Set<Prehashed<String>> = []
     /// (run, numbered service build) already in a run's determinism lock (a repeated lock entry
@@ -76,8 +75,7 @@ struct BrokerStateMachine {
     var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
     /// Each (service, version, digest) a worker registered with, numbered: a lock entry is then a
     /// run id and a number, hashed and compared per dispatch instead of four strings.
-    private var lockIdentities: [LockIdentity: Int] = [:]
-    private var nextLockIdentity = 0
+    private var lockIdentities = LockIdentityNumbers()
     private var nextHeartbeat: Int64 = 0
     private var sequence: UInt64 = 0
     /// Prefix of message ids this router instance assigns to plain requests.
@@ -106,6 +104,7 @@ struct BrokerStateMachine {
     init(configuration: RouterConfiguration, idPrefix: String) {
         self.configuration = configuration
         self.idPrefix = idPrefix
+        answers = RememberedAnswers(limit: configuration.rememberedAnswers)
     }
 
     var livenessWindow: Int64 { Int64(configuration.heartbeatInterval * configuration.heartbeatLiveness) }
@@ -224,7 +223,7 @@ struct BrokerStateMachine {
                 let remaining = (envelope.deadline - now.wall.nanosecondsSinceEpoch) / 1_000_000
                 expiresAt = now.milliseconds + max(0, remaining)
             }
-            if let reply = finished[Prehashed(messageID)] {
+            if let reply = answers[messageID] {
                 // Asked again after it finished (a reconnected client): answer from memory.
                 output.sends.append((client, reply))
                 return
@@ -337,17 +336,9 @@ struct BrokerStateMachine {
         let info = metadata.flatMap(WorkerMetadata.init(decoding:))
         let capacity = max(1, min(info?.capacity ?? 1, 1024))
         let lock = LockIdentity(service: service, version: info?.version ?? "", configDigest: info?.configDigest ?? "")
-        let lockIdentity = lockIdentities[lock] ?? nextLockIdentity
-        if lockIdentity == nextLockIdentity {
-            // Peers choose versions: past a bound the table starts over. Numbers are never reused,
-            // so a run only gets a repeated lock entry, which readers ignore.
-            if lockIdentities.count >= 4096 { lockIdentities = [:] }
-            lockIdentities[lock] = lockIdentity
-            nextLockIdentity += 1
-        }
         workers[identity] = Worker(
             identity: identity, service: service, framing: framing, native: info != nil, capacity: capacity,
-            version: lock.version, configDigest: lock.configDigest, lockIdentity: lockIdentity,
+            version: lock.version, configDigest: lock.configDigest, lockIdentity: lockIdentities.number(for: lock),
             expiresAt: now.milliseconds + livenessWindow)
         services[service, default: Service()].workers.insert(identity)
         services[service, default: Service()].idle.append(identity)
@@ -571,20 +562,7 @@ struct BrokerStateMachine {
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
                                           framing: request.clientFraming)
         output.sends.append((request.client, frames))
-        if request.native { remember(request.messageID, reply: frames) }
-    }
-
-    /// A native client correlates replies by message id: give it an envelope when the worker did not.
-    func clientBody(_ request: Request, _ body: [[UInt8]], final: Bool) -> [[UInt8]] {
-        if !request.native {
-            // A plain MDP client gets a plain body, whoever answered.
-            return body.first.map(Envelope.isEnvelope) == true ? Array(body.dropFirst()) : body
-        }
-        guard body.first.map(Envelope.isEnvelope) != true,
-              let envelope = try? Envelope(messageID: request.messageID + (final ? "/final" : "/partial"),
-                                           runID: request.runID, causationID: request.messageID).encoded()
-        else { return body }
-        return [envelope] + body
+        if request.native { answers.remember(request.messageID, reply: frames) }
     }
 
     mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
@@ -607,24 +585,6 @@ struct BrokerStateMachine {
         let frames = Self.errorFrames(service: service, framing: framing, native: native, messageID: messageID,
                                       runID: runID, code: code, message: message)
         output.sends.append((client, frames))
-        if native && !messageID.isEmpty { remember(messageID, reply: frames) }
-    }
-
-    func rememberedReply(_ messageID: String) -> [[UInt8]]? {
-        finished[Prehashed(messageID)]
-    }
-
-    mutating func remember(_ messageID: String, reply: [[UInt8]]) {
-        let key = Prehashed(messageID)
-        if finished.updateValue(reply, forKey: key) == nil {
-            finishedOrder.append(key)
-        }
-        let limit = configuration.rememberedAnswers
-        if finishedOrder.count > limit {
-            // Forgets a tenth at a time, so that the array shifts rarely.
-            let drop = max(1, limit / 10)
-            for old in finishedOrder.prefix(drop) { finished[old] = nil }
-            finishedOrder.removeFirst(drop)
-        }
+        if native && !messageID.isEmpty { answers.remember(messageID, reply: frames) }
     }
 }

@@ -95,10 +95,12 @@ final class LogWriter: Sendable {
                     let all = work.count == 1 ? work[0].events : work.flatMap(\.events)
                     let recorded = all.isEmpty ? [] : try log.append(all).events
                     var offset = 0
-                    let completed = work.count == 1 ? [Completed(batch: work[0].batch, events: recorded)] : work.map { item in
-                        defer { offset += item.events.count }
-                        return Completed(batch: item.batch, events: Array(recorded[offset..<offset + item.events.count]))
-                    }
+                    let completed = work.count == 1
+                        ? [Completed(batch: work[0].batch, events: recorded)]
+                        : work.map { item in
+                            defer { offset += item.events.count }
+                            return Completed(batch: item.batch, events: Array(recorded[offset..<offset + item.events.count]))
+                        }
                     state.withLock { $0.completed += completed }
                 } catch {
                     // Nothing after a failed batch may be committed: later batches can depend on it.

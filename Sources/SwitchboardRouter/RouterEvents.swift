@@ -181,7 +181,7 @@ struct JSONObject {
     private mutating func key(_ name: String) {
         bytes.removeLast()
         if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
-        Self.appendString(name, to: &bytes)
+        JSONText.appendString(name, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
     }
 
@@ -190,7 +190,7 @@ struct JSONObject {
         set {
             guard let newValue else { return }
             key(name)
-            Self.appendString(newValue, to: &bytes)
+            JSONText.appendString(newValue, to: &bytes)
             bytes.append(UInt8(ascii: "}"))
         }
     }
@@ -212,26 +212,5 @@ struct JSONObject {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
         bytes.append(UInt8(ascii: "}"))
-    }
-
-    /// A JSON string, escaped as ``JSONText/appendString(_:to:)`` escapes it, byte by byte: UTF-8
-    /// bytes of 0x80 and up are never quotes or control characters, so they pass as they are.
-    static func appendString(_ value: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case ..<0x20:
-                let digits = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }
