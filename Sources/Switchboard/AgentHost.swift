@@ -254,10 +254,8 @@ public final class AgentHost: Sendable {
     /// Takes out the least recently used idle instances past the maximum, and those idle too long.
     private func passivate(_ state: inout HostState, now: Int64, into dropped: inout [Idle]) {
         let timeout = Int64(configuration.idleTimeout)
-        while let oldest = state.idle.oldest,
-              state.idle.count > configuration.maximumIdleInstances || now - oldest.lastUsed >= timeout {
-            if let idle = state.idle.dropOldest() { dropped.append(idle) }
-        }
+        let most = configuration.maximumIdleInstances
+        state.idle.dropOldest(into: &dropped) { oldest, count in count > most || now - oldest.lastUsed >= timeout }
     }
 
     /// Handles one message; returns the reply body and the instance's bookkeeping after it.

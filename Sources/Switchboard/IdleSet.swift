@@ -48,6 +48,21 @@ struct IdleSet<Key: Hashable, Value> {
         return order.popFirst().flatMap { entries.removeValue(forKey: $0.key)?.value }
     }
 
+    /// Drops the least recently parked values, oldest first, while `drop` holds for the oldest
+    /// value and the count parked; appends them to `dropped`. One hash lookup a value: the host
+    /// passivates after every message it handles.
+    mutating func dropOldest(into dropped: inout [Value], while drop: (Value, Int) -> Bool) {
+        while let front = order.first {
+            guard let index = entries.index(forKey: front.key), entries[index].value.stamp == front.stamp else {
+                order.popFirst()
+                continue
+            }
+            guard drop(entries[index].value.value, entries.count) else { return }
+            order.popFirst()
+            dropped.append(entries.remove(at: index).value.value)
+        }
+    }
+
     private func isStale(_ entry: (key: Key, stamp: UInt64)) -> Bool {
         entries[entry.key]?.stamp != entry.stamp
     }

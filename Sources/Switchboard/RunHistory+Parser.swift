@@ -56,7 +56,7 @@ extension RunHistory {
             case .finalReply:
                 guard let (frames, envelope) = body(of: event) else { return nil }
                 // An agent's error reply: its ask threw, and must throw again when replayed.
-                let error = envelope && (try? Envelope.headers(decoding: first))?["status"] == "error"
+                let error = envelope && (try? Envelope.header("status", decoding: first)) == "error"
                 kind = .finalReply(frames: frames, error: error)
             case .partialReply:
                 guard let (frames, _) = body(of: event) else { return nil }

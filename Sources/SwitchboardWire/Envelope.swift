@@ -133,16 +133,33 @@ public struct Envelope: Sendable, Hashable {
     /// message); throws ``WireError/Code/malformed`` as ``init(decoding:)`` does.
     public static func headers(decoding frame: [UInt8]) throws -> [String: String] {
         try frame.withUnsafeBytes { raw in
-            var reader = try Reader(envelope: raw)
-            for _ in 0..<3 {
-                // Ids are checked as UTF-8, as the full decoding does, but made into strings only when not ASCII.
-                let id = try reader.take(Int(try reader.integer(UInt8.self)))
-                if id.contains(where: { $0 >= 0x80 }), String(validating: id, as: UTF8.self) == nil {
-                    throw WireError(.malformed, "envelope text is not UTF-8")
+            var reader = try Reader(headersOf: raw)
+            return try reader.headers()
+        }
+    }
+
+    /// The value of one header of an envelope frame, or nil when it has none; throws
+    /// ``WireError/Code/malformed`` as ``init(decoding:)`` does. Makes no dictionary and no other
+    /// string: replay reads the status of every logged reply.
+    public static func header(_ name: String, decoding frame: [UInt8]) throws -> String? {
+        var name = name
+        return try name.withUTF8 { wanted in
+            try frame.withUnsafeBytes { raw in
+                var reader = try Reader(headersOf: raw)
+                var found: UnsafeRawBufferPointer?
+                let count = Int(try reader.integer(UInt16.self))
+                for _ in 0..<count {
+                    let key = try reader.text(Int(try reader.integer(UInt8.self)))
+                    let value = try reader.text(Int(try reader.integer(UInt16.self)))
+                    // The last of a repeated key wins, as in the decoded headers.
+                    if key.elementsEqual(UnsafeRawBufferPointer(wanted)) { found = value }
+                }
+                guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
+                return try found.map { value in
+                    guard let text = UTF8Text.string(value) else { throw WireError(.malformed, "envelope text is not UTF-8") }
+                    return text
                 }
             }
-            _ = try reader.take(12)  // attempt and deadline
-            return try reader.headers()
         }
     }
 
@@ -177,6 +194,22 @@ public struct Envelope: Sendable, Hashable {
             guard try take(4).elementsEqual(Envelope.magic) else {
                 throw WireError(.malformed, "not an envelope (bad magic)")
             }
+        }
+
+        /// A reader at the header count of an envelope frame, its ids checked and skipped.
+        init(headersOf frame: UnsafeRawBufferPointer) throws {
+            try self.init(envelope: frame)
+            for _ in 0..<3 { _ = try text(Int(try integer(UInt8.self))) }
+            _ = try take(12)  // attempt and deadline
+        }
+
+        /// The next `count` bytes, checked as UTF-8 but made into no string: ASCII is checked in one pass.
+        mutating func text(_ count: Int) throws -> UnsafeRawBufferPointer {
+            let bytes = try take(count)
+            if bytes.contains(where: { $0 >= 0x80 }), String(validating: bytes, as: UTF8.self) == nil {
+                throw WireError(.malformed, "envelope text is not UTF-8")
+            }
+            return bytes
         }
 
         /// The header count and headers that end a frame.

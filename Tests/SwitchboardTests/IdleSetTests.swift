@@ -38,7 +38,35 @@ import Testing
             }
             #expect(set.count == model.count)
             #expect(set.oldest == model.first?.value)
+            if step % 1000 == 999 {
+                // Passivation's way: drop down to a bound in one pass.
+                let bound = Int.random(in: 0..<200, using: &generator)
+                var dropped: [Int] = []
+                set.dropOldest(into: &dropped) { _, count in count > bound }
+                let expected = model.count > bound ? model.prefix(model.count - bound).map(\.value) : []
+                model.removeFirst(expected.count)
+                #expect(dropped == expected)
+            }
         }
+    }
+
+    @Test func droppingWhileAConditionHoldsStopsAtTheFirstOldestItRefuses() {
+        var set = IdleSet<String, Int>()
+        for (index, key) in ["a", "b", "c", "d", "e"].enumerated() { set.park(index, under: key) }
+        // Stale queue entries at the front are skipped, not shown to the condition.
+        #expect(set.take("a") == 0)
+        set.park(10, under: "b")
+        var dropped: [Int] = []
+        var seen: [(Int, Int)] = []
+        set.dropOldest(into: &dropped) { value, count in
+            seen.append((value, count))
+            return count > 2
+        }
+        #expect(dropped == [2, 3])
+        #expect(seen.map(\.0) == [2, 3, 4] && seen.map(\.1) == [4, 3, 2])
+        #expect(set.count == 2 && set.oldest == 4)
+        set.dropOldest(into: &dropped) { value, _ in value < 100 }
+        #expect(dropped == [2, 3, 4, 10] && set.isEmpty)
     }
 
     @Test func reparkingOneKeyForeverKeepsTheQueueSmall() {
