@@ -140,7 +140,8 @@ public struct Envelope: Sendable, Hashable {
 
     /// The value of one header of an envelope frame, or nil when it has none; throws
     /// ``WireError/Code/malformed`` as ``init(decoding:)`` does. Makes no dictionary and no other
-    /// string: replay reads the status of every logged reply.
+    /// string: replay reads the status of every logged reply. Keys are compared byte for byte, as
+    /// the dictionary compares ASCII keys.
     public static func header(_ name: String, decoding frame: [UInt8]) throws -> String? {
         var name = name
         return try name.withUTF8 { wanted in
