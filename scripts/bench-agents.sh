@@ -33,8 +33,6 @@ clients=$((concurrency < 1000 ? concurrency : 1000))   # one ZeroMQ context open
 measure_c "$clients" 8; c_wide=$c_last
 
 # Each case: durability, runs in flight, host capacity. The last is the wide case: 1,024 runs in
-# flight (the router's most per worker), for the rate when latency does not bound it.
-# Each case: durability, runs in flight, host capacity. The last is the wide case: 1,024 runs in
 # flight (the router's most per worker), for the rate when latency does not bound it. The cases
 # take turns round by round, so a slow stretch of the machine falls on all of them.
 cases=("fsync $concurrency $capacity" "none $concurrency $capacity" "fsync 1024 1024")
