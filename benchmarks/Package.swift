@@ -5,6 +5,9 @@ import PackageDescription
 
 // A path dependency is named after its directory, which depends on where the repository was cloned.
 let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "switchboard"
+/// The `switchboard` binary links jemalloc (see ../Package.swift); the targets that replay link it too,
+/// so they measure the allocator users run.
+let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
 /// What the targets that replay `ReplayFixture`'s run import.
 let replaying: [Target.Dependency] = [
     "ReplayFixture", .product(name: "Switchboard", package: root), .product(name: "SwitchboardLog", package: root),
@@ -34,6 +37,7 @@ let package = Package(
             dependencies: replaying + [.product(name: "Benchmark", package: "benchmark")],
             path: "Benchmarks/RuntimeBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
+            linkerSettings: jemalloc,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         // The run the replay benchmark records, and a tool that replays it in rounds for side-by-side
@@ -53,7 +57,8 @@ let package = Package(
             name: "ReplayRounds",
             dependencies: replaying,
             path: "Sources/ReplayRounds",
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            linkerSettings: jemalloc
         ),
     ]
 )
