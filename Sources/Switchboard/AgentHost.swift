@@ -182,15 +182,19 @@ public final class AgentHost: Sendable {
     /// Handles the messages of one instance in order until its mailbox is empty.
     private func drain(_ key: InstanceKey, type: AgentType) async {
         let registration = connection.registrations
-        var cached = state.withLock { state in
+        // The cached instance and the first message under one hold of the lock the I/O thread waits for.
+        var (cached, next, drained) = state.withLock { state in
             // Not after a re-registration, nor past the idle timeout: the router may have moved the key meanwhile.
-            state.idle.take(key).flatMap { idle in
+            let cached = state.idle.take(key).flatMap { idle in
                 idle.registration == registration
                     && MonotonicTime.milliseconds() - idle.lastUsed < Int64(configuration.idleTimeout) ? idle.instance : nil
             }
+            let (next, drained) = Self.next(of: key, in: &state)
+            return (cached, next, drained)
         }
+        drained?.resume()
         let id = AgentID(type: key.value.type, key: key.value.key)
-        while let request = next(of: key) {
+        while let request = next {
             let message = request.message
             var body: [[UInt8]]
             do {
@@ -212,24 +216,24 @@ public final class AgentHost: Sendable {
             connection.reply(to: request, body: body)
             let now = MonotonicTime.milliseconds()
             var dropped: [Idle] = []
-            let drained = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            // The message done and the next one taken under one hold: once the mailbox is empty and
+            // gone, a message the I/O thread puts in a new one belongs to the task it starts for it.
+            (next, drained) = state.withLock { state in
                 state.busy -= 1
                 state.handled += 1
                 // Taken out and put back if not empty: `mailboxes[key]?.removeFirst()` runs nested
                 // modify accessors, which allocate on every call.
-                guard var mailbox = state.mailboxes.removeValue(forKey: key) else { return nil }
+                guard var mailbox = state.mailboxes.removeValue(forKey: key) else { return (nil, nil) }
                 mailbox.removeFirst()
                 guard mailbox.isEmpty else {
                     state.mailboxes[key] = mailbox
-                    return nil
+                    return Self.next(of: key, in: &state)
                 }
                 if let cached {
                     state.idle.park(Idle(instance: cached, lastUsed: now, registration: registration), under: key)
                 }
                 passivate(&state, now: now, into: &dropped)
-                guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return nil }
-                state.allDrained = nil
-                return waiting
+                return (nil, Self.takeAllDrained(&state))
             }
             // Passivated instances are freed here, not under the lock the I/O thread waits for.
             dropped.removeAll()
@@ -237,18 +241,22 @@ public final class AgentHost: Sendable {
         }
     }
 
-    /// The next message of `key`'s mailbox. None once the host is leaving: the messages not yet
-    /// started are dropped, as the router redelivers them elsewhere after the workers' DISCONNECT.
-    private func next(of key: InstanceKey) -> HostConnection.Incoming? {
-        let (request, drained) = state.withLock { state -> (HostConnection.Incoming?, CheckedContinuation<Void, Never>?) in
-            guard state.leaving else { return (state.mailboxes[key]?.first, nil) }
-            if let left = state.mailboxes.removeValue(forKey: key) { state.busy -= left.count }
-            guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return (nil, nil) }
-            state.allDrained = nil
-            return (nil, waiting)
-        }
-        drained?.resume()
-        return request
+    /// The next message of `key`'s mailbox, and the continuation to resume once every mailbox is
+    /// empty. No message once the host is leaving: the messages not yet started are dropped, as
+    /// the router redelivers them elsewhere after the workers' DISCONNECT.
+    private static func next(of key: InstanceKey, in state: inout HostState)
+        -> (HostConnection.Incoming?, CheckedContinuation<Void, Never>?)
+    {
+        guard state.leaving else { return (state.mailboxes[key]?.first, nil) }
+        if let left = state.mailboxes.removeValue(forKey: key) { state.busy -= left.count }
+        return (nil, takeAllDrained(&state))
+    }
+
+    /// The continuation waiting for every mailbox to empty, taken out, once they have.
+    private static func takeAllDrained(_ state: inout HostState) -> CheckedContinuation<Void, Never>? {
+        guard state.mailboxes.isEmpty, let waiting = state.allDrained else { return nil }
+        state.allDrained = nil
+        return waiting
     }
 
     /// Takes out the least recently used idle instances past the maximum, and those idle too long.
