@@ -175,6 +175,9 @@ public final class AgentHost: Sendable {
         while state.withLock({ $0.busy > 0 }) && MonotonicTime.milliseconds() < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        // Messages queued behind a handler still running past the timeout are not started: after
+        // the DISCONNECT the router hands them to another host.
+        state.withLock { $0.leaving = true }
         connection.disconnectWorkers()
         await connection.stop()
     }

@@ -135,8 +135,10 @@ final class HostConnection: Sendable {
                                                        message: "ask \(ask.messageID) is already waiting"))
                 return
             }
-            if !submit(.ask(messageID: ask.messageID, frames: frames)) {
-                waiters.withLock { _ = $0.removeValue(forKey: ask.messageID) }
+            // Whoever takes the waiter out resumes it: the I/O thread, ending, may have already.
+            if !submit(.ask(messageID: ask.messageID, frames: frames)),
+               waiters.withLock({ $0.removeValue(forKey: ask.messageID) }) != nil
+            {
                 continuation.resume(throwing: AskError(service: ask.service, code: "host_stopped",
                                                        message: "the agent host has stopped"))
             }
@@ -220,6 +222,9 @@ final class HostConnection: Sendable {
 
     private func run(onRequest: @escaping @Sendable (Incoming) -> Void) {
         defer {
+            // First, so that an ask made from here on is refused instead of waiting for a thread
+            // that has ended (after a socket failure nothing else has said so).
+            outbox.withLock { $0.stopping = true }
             let left = waiters.withLock { waiters in
                 defer { waiters = [:] }
                 return waiters
