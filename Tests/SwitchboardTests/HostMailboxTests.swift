@@ -122,16 +122,20 @@ actor SlowToFree: Agent {
             finals += causation == "ask-m3" ? 1 : 0
         }
         let deadline = Date().addingTimeInterval(60)
-        while SlowTeardown.finished.withLock({ $0 }) == 0, Date() < deadline {
-            try Self.collect(script, for: 0.05, count)
-        }
-        try Self.collect(script, for: 0.3, count)
+        try Self.collect(script, until: { SlowTeardown.finished.withLock { $0 } > 0 }, by: deadline, count)
         try script.answer(ask, [Array("{}".utf8)])
-        while finals == 0, Date() < deadline {
-            try Self.collect(script, for: 0.05, count)
-        }
-        try Self.collect(script, for: 0.3, count)
+        try Self.collect(script, until: { finals > 0 }, by: deadline, count)
         return (asks, finals)
+    }
+
+    /// Counts what the host sends until `done` holds (or `deadline` passes), and 0.3 s after.
+    private static func collect(_ script: FreshStateHostTests.Script, until done: () -> Bool, by deadline: Date,
+                                _ count: (_ ask: Bool, _ causation: String?) -> Void) throws
+    {
+        while !done(), Date() < deadline {
+            try collect(script, for: 0.05, count)
+        }
+        try collect(script, for: 0.3, count)
     }
 
     /// Counts what the host sends for `seconds`: asks, and final replies by causation id.
