@@ -14,6 +14,9 @@ static const unsigned int sb_lmdb_nordahead = MDB_NORDAHEAD;
 static const unsigned int sb_lmdb_create = MDB_CREATE;
 static const unsigned int sb_lmdb_append = MDB_APPEND;
 static const unsigned int sb_lmdb_nooverwrite = MDB_NOOVERWRITE;
+static const unsigned int sb_lmdb_dupsort = MDB_DUPSORT;
+static const unsigned int sb_lmdb_dupfixed = MDB_DUPFIXED;
+static const unsigned int sb_lmdb_appenddup = MDB_APPENDDUP;
 
 // Swift has no prefetch: a walk asks for the memory it reads next while it works on what it has.
 // The address is an integer, as it may lie outside the page the caller holds; a prefetch never faults.

@@ -92,8 +92,18 @@ extension EventLog {
                 }
             }
             if !events[index].runID.isEmpty {
-                try IndexKeys.withKey(.run, events[index].runID, position) { key in
-                    try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                if let runs = databases.runs {
+                    // A run's positions only grow: each is appended after the run's last one.
+                    var runID = events[index].runID
+                    try runID.withUTF8 { key in
+                        try withUnsafeBytes(of: position.bigEndian) { value in
+                            try txn.put(runs, key: UnsafeRawBufferPointer(key), value: value, flags: sb_lmdb_appenddup)
+                        }
+                    }
+                } else {
+                    try IndexKeys.withKey(.run, events[index].runID, position) { key in
+                        try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
                 }
             }
             if !streamID.isEmpty {

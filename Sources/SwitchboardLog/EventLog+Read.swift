@@ -124,23 +124,61 @@ extension EventLog {
     ) throws {
         // No event carries an id over 255 bytes, so none is indexed under one.
         guard !id.isEmpty, id.utf8.count <= RecordCodec.maximumFieldLength else { return }
+        if kind == .run, let runs = databases.runs {
+            return try walkRun(runs, id: id, from: number, in: txn, body)
+        }
         let prefix = IndexKeys.prefix(kind, id)
         try txn.withCursor(databases.index) { cursor in
-            try txn.withCursor(databases.events) { records in
-                // The record last read: a run's events often lie next to each other, and a step to
-                // the next record costs less than a lookup from the root of the tree.
-                var last: UInt64?
-                var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
-                while let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) {
-                    guard let target = position(key, current.value),
-                          let bytes = try record(at: target, after: &last, in: records)
-                    else {
-                        throw EventLogError(.corruptRecord, "index entry \(key) of \(id) points at no event")
-                    }
-                    Cursor.prefetchFollowing(bytes)
-                    guard try body(try RecordView(bytes, position: target)) else { return }
-                    entry = try cursor.next()
+            var entry = try cursor.seek(atOrAfter: IndexKeys.key(kind, id, number))
+            try walkPositions(of: id, in: txn, body) {
+                guard let current = entry, let key = IndexKeys.number(in: current.key, after: prefix) else { return nil }
+                guard let target = position(key, current.value) else {
+                    throw EventLogError(.corruptRecord, "index entry \(key) of \(id) is unreadable")
                 }
+                entry = try cursor.next()
+                return target
+            }
+        }
+    }
+
+    /// Walks run `id`'s records from `position` on in a format 2 log: its positions are sorted
+    /// duplicates of its key in `runs`.
+    private func walkRun(
+        _ runs: Database, id: String, from position: UInt64, in txn: Transaction, _ body: (RecordView) throws -> Bool
+    ) throws {
+        var id = id
+        try id.withUTF8 { key in
+            try txn.withCursor(runs) { cursor in
+                var value = try withUnsafeBytes(of: max(position, 1).bigEndian) { start in
+                    try cursor.seek(key: UnsafeRawBufferPointer(key), atOrAfterValue: start)
+                }
+                try walkPositions(of: String(decoding: key, as: UTF8.self), in: txn, body) {
+                    guard let current = value else { return nil }
+                    guard let target = IndexKeys.decodePosition(current) else {
+                        throw EventLogError(.corruptRecord, "run index of \(String(decoding: key, as: UTF8.self)) holds a value of \(current.count) bytes")
+                    }
+                    value = try cursor.nextDuplicate()
+                    return target
+                }
+            }
+        }
+    }
+
+    /// Hands `body` the record at each position `next` yields, until it yields nil or `body`
+    /// returns false.
+    private func walkPositions(
+        of id: String, in txn: Transaction, _ body: (RecordView) throws -> Bool, next: () throws -> UInt64?
+    ) throws {
+        try txn.withCursor(databases.events) { records in
+            // The record last read: a run's events often lie next to each other, and a step to
+            // the next record costs less than a lookup from the root of the tree.
+            var last: UInt64?
+            while let target = try next() {
+                guard let bytes = try record(at: target, after: &last, in: records) else {
+                    throw EventLogError(.corruptRecord, "index entry of \(id) points at no event (position \(target))")
+                }
+                Cursor.prefetchFollowing(bytes)
+                guard try body(try RecordView(bytes, position: target)) else { return }
             }
         }
     }

@@ -92,7 +92,7 @@ extension EventLog {
                     eventCount: try txn.entryCount(databases.events),
                     lastPosition: last,
                     runCount: try runTable.map { try txn.entryCount($0) } ?? 0,
-                    indexEntries: try txn.entryCount(databases.index),
+                    indexEntries: try txn.entryCount(databases.index) + (databases.runs.map { try txn.entryCount($0) } ?? 0),
                     fileSize: fileSize(path + "/data.mdb") ?? 0,
                     mapSize: mapSize)
             }
@@ -104,7 +104,8 @@ extension EventLog {
     /// Counts the run and stream index entries (a full walk of the index: for verification only).
     fileprivate func countIndexEntries(in txn: Transaction) throws -> (runs: Int, streams: Int) {
         try txn.withCursor(databases.index) { cursor in
-            var counts = (runs: 0, streams: 0)
+            // A format 2 log's run entries are the values of `runs` (its count is of values, not keys).
+            var counts = (runs: try databases.runs.map { try txn.entryCount($0) } ?? 0, streams: 0)
             var entry = try cursor.first()
             while let current = entry {
                 switch current.key.first {

@@ -10,15 +10,19 @@ internal import CLMDB
 ///
 /// ```swift
 /// let log = try EventLog.open(at: "/var/lib/switchboard")
-/// let result = try log.append([NewEvent(type: "run.started", runID: "r1", streamID: "r1", json: "{}")])
+/// let result = try log.append([NewEvent(type: "run.started", runID: "r1", streamID: "r1", payload: Array("{}".utf8))])
 /// let events = try log.events(inRun: "r1")
 /// ```
 ///
 /// > Important: `append` blocks on disk I/O (fsync): call it from a dedicated thread, never from
 /// > Swift's cooperative pool.
 public final class EventLog: Sendable {
-    /// The log's on-disk format version, kept in `meta`.
-    public static let formatVersion: UInt32 = 1
+    /// The on-disk format version of logs this build creates, kept in `meta`. Format 2 keeps the run
+    /// index in a database of its own (`runs`, a run id's positions as sorted duplicates); format 1
+    /// kept it among the stream entries of `index`. A log keeps the format it was created with.
+    public static let formatVersion: UInt32 = 2
+    /// The first format with the `runs` database.
+    static let runsDatabaseFormat: UInt32 = 2
 
     /// The data directory.
     public let path: String
@@ -26,6 +30,8 @@ public final class EventLog: Sendable {
     public let configuration: EventLogConfiguration
     /// A random id given to the log when it was created; CloudEvents name it as their source.
     public let identifier: String
+    /// The log's on-disk format version (see ``formatVersion``).
+    public let format: UInt32
 
     let environment: Environment
     let databases: Databases
@@ -37,6 +43,8 @@ public final class EventLog: Sendable {
         let events: Database
         let index: Database
         let meta: Database
+        /// The run index of a format 2 log; nil in a format 1 log, whose run entries are in `index`.
+        let runs: Database?
     }
 
     static let fixedDatabaseNames = ["events", "index", "meta"]
@@ -104,27 +112,56 @@ public final class EventLog: Sendable {
             } catch let error as LMDBError where readOnly && error.returnCode == MDB_NOTFOUND {
                 throw EventLogError(.notFound, "no event log in \(path) (not initialised by a writer)")
             }
-            databases = Databases(events: opened[0], index: opened[1], meta: opened[2])
+            let meta = opened[2]
+            let stored = try Self.storedFormat(environment, meta)
+            if readOnly && stored == nil {
+                throw EventLogError(.notFound, "no event log in \(path) (no format record)")
+            }
+            format = stored ?? Self.formatVersion
+            var runs: Database?
+            if format >= Self.runsDatabaseFormat {
+                // Created before a new log's format record is written, so a reader that finds the
+                // record finds the database too.
+                do {
+                    runs = try environment.openDatabases([
+                        (name: "runs", flags: sb_lmdb_create | sb_lmdb_dupsort | sb_lmdb_dupfixed),
+                    ])[0]
+                } catch let error as LMDBError where readOnly && error.returnCode == MDB_NOTFOUND {
+                    throw EventLogError(.corruptRecord, "the log has format \(format) but no runs database")
+                }
+            }
+            databases = Databases(events: opened[0], index: opened[1], meta: meta, runs: runs)
             projections = zip(all, opened.dropFirst(Self.fixedDatabaseNames.count)).map { ($0, $1) }
         } catch let error as LMDBError {
             throw EventLogError.storage(error)
         }
-        identifier = try Self.initialiseMeta(environment, databases.meta, readOnly: readOnly)
+        identifier = try Self.initialiseMeta(environment, databases.meta, stored: format, readOnly: readOnly)
     }
 
-    /// Checks the format version and returns the log id, writing both on first open.
-    private static func initialiseMeta(_ env: Environment, _ meta: Database, readOnly: Bool) throws -> String {
+    /// The format version in `meta`, or nil for a log not yet initialised.
+    /// - Throws: `.unsupportedFormat` for a format newer than this build's.
+    private static func storedFormat(_ env: Environment, _ meta: Database) throws -> UInt32? {
         try EventLogError.mapping {
-            if let stored = try env.read({ txn in try txn.get(meta, key: MetaKey.format) }) {
-                guard stored.count == 4 else {
-                    throw EventLogError(.corruptRecord, "the log's format record is \(stored.count) bytes, not 4")
-                }
-                let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-                guard version <= formatVersion else {
-                    throw EventLogError(
-                        .unsupportedFormat,
-                        "the log has format version \(version); this build reads up to \(formatVersion)")
-                }
+            guard let stored = try env.read({ txn in try txn.get(meta, key: MetaKey.format) }) else { return nil }
+            guard stored.count == 4 else {
+                throw EventLogError(.corruptRecord, "the log's format record is \(stored.count) bytes, not 4")
+            }
+            let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            guard version <= formatVersion else {
+                throw EventLogError(
+                    .unsupportedFormat,
+                    "the log has format version \(version); this build reads up to \(formatVersion)")
+            }
+            return version
+        }
+    }
+
+    /// Returns the log id, writing it and the format version `format` on first open.
+    private static func initialiseMeta(_ env: Environment, _ meta: Database, stored format: UInt32, readOnly: Bool)
+        throws -> String
+    {
+        try EventLogError.mapping {
+            if try env.read({ txn in try txn.get(meta, key: MetaKey.format) }) != nil {
                 let id = try env.read { txn in try txn.get(meta, key: MetaKey.identifier) } ?? []
                 return String(decoding: id, as: UTF8.self)
             }
@@ -135,7 +172,7 @@ public final class EventLog: Sendable {
                 return String(repeating: "0", count: 16 - hex.count) + hex
             }.joined()
             try env.write { txn in
-                try txn.put(meta, key: MetaKey.format, value: withUnsafeBytes(of: formatVersion.littleEndian) { Array($0) })
+                try txn.put(meta, key: MetaKey.format, value: withUnsafeBytes(of: format.littleEndian) { Array($0) })
                 try txn.put(meta, key: MetaKey.identifier, value: Array(id.utf8))
             }
             return id

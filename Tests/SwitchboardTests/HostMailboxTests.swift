@@ -12,10 +12,12 @@ import TestSupport
 
 /// Holds the thread that frees it, as a large instance's teardown would.
 final class SlowTeardown: Sendable {
-    /// Teardowns finished.
+    /// Teardowns started and finished.
+    static let started = Mutex(0)
     static let finished = Mutex(0)
 
     deinit {
+        Self.started.withLock { $0 += 1 }
         usleep(300_000)
         Self.finished.withLock { $0 += 1 }
     }
@@ -106,11 +108,18 @@ actor SlowToFree: Agent {
         let (worker, ready) = try script.next()
         guard case .workerReady("slow-to-free", _) = ready else { throw TestFailure("no READY: \(ready)") }
         script.worker = worker
+        let (started, finished) = (SlowTeardown.started.withLock { $0 }, SlowTeardown.finished.withLock { $0 })
         try script.dispatch("m1", key: "a")
         guard try script.nextFinal().causation == "m1" else { throw TestFailure("no reply to m1") }
         try script.dispatch("m2", key: "b")
         guard try script.nextFinal().causation == "m2" else { throw TestFailure("no reply to m2") }
-        // b's task is now freeing a's instance; its next message comes meanwhile and waits on an ask.
+        // b's task passivates a's instance once m2 is done. b's next message must come while that
+        // teardown holds the task: sent earlier, the task would take it and keep a's instance.
+        let deadline = Date().addingTimeInterval(60)
+        while SlowTeardown.started.withLock({ $0 }) == started {
+            guard Date() < deadline else { throw TestFailure("a's instance was never passivated") }
+            usleep(1_000)
+        }
         try script.dispatch("ask-m3", key: "b")
         let ask = try script.nextAsk()
         var asks = 1
@@ -121,8 +130,7 @@ actor SlowToFree: Agent {
             asks += ask ? 1 : 0
             finals += causation == "ask-m3" ? 1 : 0
         }
-        let deadline = Date().addingTimeInterval(60)
-        try Self.collect(script, until: { SlowTeardown.finished.withLock { $0 } > 0 }, by: deadline, count)
+        try Self.collect(script, until: { SlowTeardown.finished.withLock { $0 } > finished }, by: deadline, count)
         try script.answer(ask, [Array("{}".utf8)])
         try Self.collect(script, until: { finals > 0 }, by: deadline, count)
         return (asks, finals)

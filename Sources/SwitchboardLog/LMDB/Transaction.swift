@@ -144,6 +144,33 @@ final class Cursor {
         try key.withUnsafeBytes { (k) throws in try seek(atOrAfter: k) }
     }
 
+    /// In a database of sorted duplicates: moves to `key`'s first value at or after `value` and
+    /// returns it; nil when the key has none.
+    func seek(key: UnsafeRawBufferPointer, atOrAfterValue value: UnsafeRawBufferPointer) throws
+        -> UnsafeRawBufferPointer?
+    {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        return try get(MDB_GET_BOTH_RANGE, key: &k, value: &v)
+    }
+
+    /// The current key's next value in a database of sorted duplicates; nil after its last.
+    func nextDuplicate() throws -> UnsafeRawBufferPointer? {
+        var k = MDB_val()
+        var v = MDB_val()
+        return try get(MDB_NEXT_DUP, key: &k, value: &v)
+    }
+
+    private func get(_ op: MDB_cursor_op, key k: inout MDB_val, value v: inout MDB_val) throws
+        -> UnsafeRawBufferPointer?
+    {
+        guard let handle else { preconditionFailure("LMDB cursor used after it closed") }
+        let rc = mdb_cursor_get(handle, &k, &v, op)
+        if rc == MDB_NOTFOUND { return nil }
+        try LMDBError.check(rc, "mdb_cursor_get")
+        return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
+    }
+
     private func move(_ op: MDB_cursor_op) throws -> Entry? {
         var k = MDB_val()
         return try move(op, key: &k)
