@@ -27,22 +27,35 @@ extension EventLog {
     @available(*, noasync, message: "append blocks on disk I/O; call it from a dedicated thread")
     @discardableResult
     public func append(_ events: [NewEvent]) throws -> AppendResult {
+        try append(batches: [events])
+    }
+
+    /// Appends the events of `batches`, in order, in one write transaction, as ``append(_:)-([NewEvent])``
+    /// does with them joined; joining them first would copy every event.
+    @available(*, noasync, message: "append blocks on disk I/O; call it from a dedicated thread")
+    @discardableResult
+    public func append(batches: [[NewEvent]]) throws -> AppendResult {
         guard !isReadOnly else { throw EventLogError(.readOnly, "the event log is open read-only") }
+        var records: [[UInt8]] = []
+        records.reserveCapacity(batches.reduce(0) { $0 + $1.count })
         // Read in place, not copied out of the array: an event has seven reference-counted fields.
-        for index in events.indices {
-            try RecordCodec.validate(events[index], maximumPayloadSize: configuration.maximumPayloadSize)
-            if events[index].streamID.isEmpty && events[index].expectedVersion != .any {
-                throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(events[index].type))")
+        for batch in batches.indices {
+            for index in batches[batch].indices {
+                try RecordCodec.validate(batches[batch][index], maximumPayloadSize: configuration.maximumPayloadSize)
+                if batches[batch][index].streamID.isEmpty && batches[batch][index].expectedVersion != .any {
+                    throw EventLogError(
+                        .invalidEvent, "an expected version needs a stream id (event \(batches[batch][index].type))")
+                }
+                records.append(RecordCodec.encode(batches[batch][index]))
             }
         }
-        if events.isEmpty {
+        if records.isEmpty {
             let next = try tail() + 1
             return AppendResult(firstPosition: next, lastPosition: next - 1)
         }
-        var records = events.map(RecordCodec.encode)
         return try EventLogError.mapping {
             try environment.write { txn in
-                try appendRecords(events, &records, in: txn)
+                try appendRecords(batches, &records, in: txn)
             }
         }
     }
@@ -54,7 +67,7 @@ extension EventLog {
     }
 
     private func appendRecords(
-        _ events: [NewEvent], _ records: inout [[UInt8]], in txn: Transaction
+        _ batches: [[NewEvent]], _ records: inout [[UInt8]], in txn: Transaction
     ) throws -> AppendResult {
         var head = try Head.read(txn, databases.meta)
         let first = head.position + 1
@@ -62,64 +75,69 @@ extension EventLog {
         // Batches tend to repeat one stream: remember the last one outside the dictionary.
         var lastStream: (id: String, version: UInt64)?
         var recorded: [RecordedEvent] = []
-        recorded.reserveCapacity(events.count)
-        for index in events.indices {
-            // Fields read in place, the event not copied out: a copy retains every field.
-            let streamID = events[index].streamID
-            var streamVersion: UInt64 = 0
-            if !streamID.isEmpty {
-                let current: UInt64
-                if let lastStream, lastStream.id == streamID {
-                    current = lastStream.version
-                } else {
-                    if let lastStream { streamVersions[lastStream.id] = lastStream.version }
-                    current = try streamVersions[streamID] ?? currentStreamVersion(streamID, in: txn)
+        recorded.reserveCapacity(records.count)
+        var next = 0
+        for batch in batches.indices {
+            // The batch's array is retained, its events read in place: a copy retains every field.
+            let events = batches[batch]
+            for index in events.indices {
+                defer { next += 1 }
+                let streamID = events[index].streamID
+                var streamVersion: UInt64 = 0
+                if !streamID.isEmpty {
+                    let current: UInt64
+                    if let lastStream, lastStream.id == streamID {
+                        current = lastStream.version
+                    } else {
+                        if let lastStream { streamVersions[lastStream.id] = lastStream.version }
+                        current = try streamVersions[streamID] ?? currentStreamVersion(streamID, in: txn)
+                    }
+                    guard events[index].expectedVersion.admits(current) else {
+                        throw EventLogError(
+                            .versionConflict,
+                            "stream \(streamID) is at version \(current), the append expected \(events[index].expectedVersion)")
+                    }
+                    streamVersion = current + 1
+                    lastStream = (streamID, streamVersion)
                 }
-                guard events[index].expectedVersion.admits(current) else {
-                    throw EventLogError(
-                        .versionConflict,
-                        "stream \(streamID) is at version \(current), the append expected \(events[index].expectedVersion)")
+                let position = head.position + 1
+                let checksum = RecordCodec.seal(
+                    &records[next], position: position, streamVersion: streamVersion, previousHash: head.hash)
+                try withUnsafeBytes(of: position.bigEndian) { key in
+                    try records[next].withUnsafeBytes { value in
+                        try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
+                    }
                 }
-                streamVersion = current + 1
-                lastStream = (streamID, streamVersion)
-            }
-            let position = head.position + 1
-            let checksum = RecordCodec.seal(
-                &records[index], position: position, streamVersion: streamVersion, previousHash: head.hash)
-            try withUnsafeBytes(of: position.bigEndian) { key in
-                try records[index].withUnsafeBytes { value in
-                    try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
-                }
-            }
-            if !events[index].runID.isEmpty {
-                if let runs = databases.runs {
-                    // A run's positions only grow: each is appended after the run's last one.
-                    var runID = events[index].runID
-                    try runID.withUTF8 { key in
-                        try withUnsafeBytes(of: position.bigEndian) { value in
-                            try txn.put(runs, key: UnsafeRawBufferPointer(key), value: value, flags: sb_lmdb_appenddup)
+                if !events[index].runID.isEmpty {
+                    if let runs = databases.runs {
+                        // A run's positions only grow: each is appended after the run's last one.
+                        var runID = events[index].runID
+                        try runID.withUTF8 { key in
+                            try withUnsafeBytes(of: position.bigEndian) { value in
+                                try txn.put(runs, key: UnsafeRawBufferPointer(key), value: value, flags: sb_lmdb_appenddup)
+                            }
+                        }
+                    } else {
+                        try IndexKeys.withKey(.run, events[index].runID, position) { key in
+                            try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
                         }
                     }
-                } else {
-                    try IndexKeys.withKey(.run, events[index].runID, position) { key in
-                        try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+                if !streamID.isEmpty {
+                    try IndexKeys.withKey(.stream, streamID, streamVersion) { key in
+                        try withUnsafeBytes(of: position.bigEndian) { value in
+                            try txn.put(databases.index, key: key, value: value)
+                        }
                     }
                 }
+                recorded.append(RecordedEvent(
+                    position: position, type: events[index].type, schemaVersion: events[index].schemaVersion,
+                    runID: events[index].runID, streamID: streamID, streamVersion: streamVersion,
+                    messageID: events[index].messageID, causationID: events[index].causationID,
+                    timestamp: events[index].timestamp, payload: events[index].payload,
+                    payloadEncoding: events[index].payloadEncoding, previousHash: head.hash, checksum: checksum))
+                head = Head(position: position, hash: SHA256Hasher.digest(records[next]))
             }
-            if !streamID.isEmpty {
-                try IndexKeys.withKey(.stream, streamID, streamVersion) { key in
-                    try withUnsafeBytes(of: position.bigEndian) { value in
-                        try txn.put(databases.index, key: key, value: value)
-                    }
-                }
-            }
-            recorded.append(RecordedEvent(
-                position: position, type: events[index].type, schemaVersion: events[index].schemaVersion,
-                runID: events[index].runID, streamID: streamID, streamVersion: streamVersion,
-                messageID: events[index].messageID, causationID: events[index].causationID,
-                timestamp: events[index].timestamp, payload: events[index].payload,
-                payloadEncoding: events[index].payloadEncoding, previousHash: head.hash, checksum: checksum))
-            head = Head(position: position, hash: SHA256Hasher.digest(records[index]))
         }
         for (projection, database) in projections {
             // A projection still catching up folds these events later, from the log.

@@ -16,7 +16,8 @@ import Glibc
 final class LogWriter: Sendable {
     struct Completed {
         var batch: UInt64
-        var events: [RecordedEvent]
+        /// A part of the commit's events: splitting them into arrays would copy each.
+        var events: ArraySlice<RecordedEvent>
     }
 
     private struct State {
@@ -90,17 +91,15 @@ final class LogWriter: Sendable {
             }
             if !work.isEmpty {
                 do {
-                    // One batch (the usual case while the disk keeps up) is handed over as it is:
-                    // joining and splitting copies every event, each with its fields retained.
-                    let all = work.count == 1 ? work[0].events : work.flatMap(\.events)
-                    let recorded = all.isEmpty ? [] : try log.append(all).events
+                    // Neither joined nor split into new arrays: that would copy every event, each
+                    // with its fields retained.
+                    // Batches of sends alone need no transaction.
+                    let recorded = work.allSatisfy(\.events.isEmpty) ? [] : try log.append(batches: work.map(\.events)).events
                     var offset = 0
-                    let completed = work.count == 1
-                        ? [Completed(batch: work[0].batch, events: recorded)]
-                        : work.map { item in
-                            defer { offset += item.events.count }
-                            return Completed(batch: item.batch, events: Array(recorded[offset..<offset + item.events.count]))
-                        }
+                    let completed = work.map { item in
+                        defer { offset += item.events.count }
+                        return Completed(batch: item.batch, events: recorded[offset..<offset + item.events.count])
+                    }
                     state.withLock { $0.completed += completed }
                 } catch {
                     // Nothing after a failed batch may be committed: later batches can depend on it.

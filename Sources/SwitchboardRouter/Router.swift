@@ -84,7 +84,7 @@ public final class Router: Sendable {
         // The first batch (start and recovery) is committed before anything is served.
         let first = output.events.isEmpty ? [] : try log.append(output.events).events
         try send(output.early + output.sends, on: socket)
-        try publish(first, on: publisher, published: &published)
+        try publish(first[...], on: publisher, published: &published)
         machine.sealBatch()
         machine.markCommitted(through: 1)
         onListening(socket.lastEndpoint, publisher?.lastEndpoint)
@@ -197,7 +197,7 @@ public final class Router: Sendable {
     }
 
     /// Publishes committed events; `published` follows the last position delivered.
-    private func publish(_ events: [RecordedEvent], on publisher: ZMQSocket?, published: inout UInt64) throws {
+    private func publish(_ events: ArraySlice<RecordedEvent>, on publisher: ZMQSocket?, published: inout UInt64) throws {
         if let last = events.last { published = last.position }
         guard let publisher else { return }
         for event in events {

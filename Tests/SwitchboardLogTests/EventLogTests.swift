@@ -203,6 +203,33 @@ import TestSupport
         }
     }
 
+    /// The router's writer commits the batches queued behind a commit together, without joining them.
+    @Test func batchesAppendInOrderInOneTransaction() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            let result = try log.append(batches: [
+                [jsonEvent("a", run: "r", stream: "s"), jsonEvent("b", run: "q", stream: "s")],
+                [],
+                [jsonEvent("c", run: "r", stream: "s")],
+            ])
+            #expect(result.firstPosition == 1 && result.lastPosition == 3)
+            #expect(result.events.map(\.type) == ["a", "b", "c"])
+            #expect(result.events.map(\.streamVersion) == [1, 2, 3])
+            #expect(try log.events(inRun: "r").map(\.position) == [1, 3])
+            #expect(try log.append(batches: [[], []]).positions == nil)
+            // A conflict in a later batch fails the earlier ones too.
+            #expect(throws: EventLogError.self) {
+                try log.append(batches: [
+                    [jsonEvent("d", run: "r", stream: "t")],
+                    [NewEvent(type: "e", streamID: "s", expectedVersion: .exact(1))],
+                ])
+            }
+            #expect(try log.tail() == 3)
+            #expect(try log.streamVersion("t") == 0)
+            #expect(try log.verify().isSound)
+        }
+    }
+
     @Test func invalidEventsAreRefusedWithClearErrors() throws {
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir, configuration: .init(maximumPayloadSize: 100))
