@@ -558,7 +558,9 @@ struct BrokerStateMachine {
 
     mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
         if request.native { openNative.remove(Prehashed(request.messageID)) }
-        output.events.append(RouterEvents.reply(request, body: body, final: true, now: now.wall))
+        // The reply to a run's first request (its client's) ends the run.
+        let ends: RunState? = request.causationID.isEmpty ? (Self.isError(body) ? .failed : .completed) : nil
+        output.events.append(RouterEvents.reply(request, body: body, final: true, ends: ends, now: now.wall))
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
                                           framing: request.clientFraming)
         output.sends.append((request.client, frames))
@@ -569,18 +571,25 @@ struct BrokerStateMachine {
         if request.native { openNative.remove(Prehashed(request.messageID)) }
         reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
-               into: &output, log: true)
+               into: &output, log: true, endsRun: request.causationID.isEmpty)
+    }
+
+    /// Whether a worker's reply says it failed: its envelope's `status` is `error`.
+    static func isError(_ body: [[UInt8]]) -> Bool {
+        guard let first = body.first, Envelope.isEnvelope(first) else { return false }
+        return (try? Envelope.header("status", decoding: first)) == "error"
     }
 
     /// Answers a request with an error FINAL: `{"error": code, "message": …}`, behind an envelope
     /// with `status: error` for native clients.
     private mutating func reject(
         _ client: [UInt8], service: String, framing: MDPFraming, native: Bool, messageID: String, runID: String,
-        code: String, message: String, now: Now, into output: inout Output, log: Bool
+        code: String, message: String, now: Now, into output: inout Output, log: Bool, endsRun: Bool = false
     ) {
         if log {
             output.events.append(RouterEvents.failed(messageID: messageID, runID: runID, service: service,
-                                                     code: code, message: message, now: now.wall))
+                                                     code: code, message: message, endsRun: endsRun,
+                                                     now: now.wall))
         }
         let frames = Self.errorFrames(service: service, framing: framing, native: native, messageID: messageID,
                                       runID: runID, code: code, message: message)

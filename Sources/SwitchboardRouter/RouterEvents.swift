@@ -39,25 +39,31 @@ enum RouterEvents {
                         payloadEncoding: .fields)
     }
 
-    static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, now: Timestamp)
-        -> NewEvent
+    /// - Parameter ends: how the run ends with this reply (`completed` or `failed`), for the final
+    ///   reply to a run's first request: the run-status projection reads it.
+    static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, ends: RunState? = nil,
+                      now: Timestamp) -> NewEvent
     {
         var fields = FieldsPayload.Writer(capacity: 96 + request.service.utf8.count + request.client.count * 2
                                               + body.reduce(0) { $0 + 4 + $1.count })
         fields.string("service", request.service)
         fields.string("client", hex(request.client))
         fields.frames("body", body)
+        // Read by the run-status projection (RunState.ending).
+        if let ends { fields.string("run", ends.rawValue) }
         return NewEvent(type: final ? replyFinal : replyPartial, runID: request.runID,
                         messageID: request.messageID + (final ? "/final" : "/partial"), causationID: request.messageID,
                         timestamp: now, payload: fields.bytes, payloadEncoding: .fields)
     }
 
+    /// - Parameter endsRun: the request was its run's first: the run fails with it.
     static func failed(messageID: String, runID: String, service: String, code: String, message: String,
-                       now: Timestamp) -> NewEvent {
+                       endsRun: Bool = false, now: Timestamp) -> NewEvent {
         var json = JSONObject()
         json["service"] = service
         json["error"] = code
         json["message"] = message
+        if endsRun { json["run"] = RunState.failed.rawValue }
         return event(requestFailed, runID, messageID: messageID + "/error", causation: messageID, json, now)
     }
 

@@ -85,6 +85,43 @@ struct TypeCountProjection: Projection {
         }
     }
 
+    /// Runs without lifecycle events (agent runs) end with the router's reply to their first
+    /// request, or its failure; a state set by lifecycle events is kept.
+    @Test func runStatusFollowsTheReplyToARunsFirstRequest() throws {
+        func reply(_ run: String, ends: String?) -> NewEvent {
+            var fields = FieldsPayload.Writer(capacity: 64)
+            fields.string("service", "svc")
+            fields.frames("body", [Array("{}".utf8)])
+            if let ends { fields.string("run", ends) }
+            return NewEvent(type: "reply.final", runID: run, causationID: "", payload: fields.bytes,
+                            payloadEncoding: .fields)
+        }
+        func failure(_ run: String, _ json: String) -> NewEvent {
+            NewEvent(type: "request.failed", runID: run, payload: Array(json.utf8))
+        }
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir)
+            let received = { (run: String) in NewEvent(type: "request.received", runID: run) }
+            try log.append(["done", "broke", "asked", "paused", "failed", "lifecycle", "quoted"].map(received))
+            try log.append([
+                reply("done", ends: "completed"), reply("broke", ends: "failed"), reply("asked", ends: nil),
+                NewEvent(type: "run.paused", runID: "paused"), reply("paused", ends: "completed"),
+                failure("failed", #"{"service":"svc","error":"expired","message":"m","run":"failed"}"#),
+                NewEvent(type: "run.failed", runID: "lifecycle"), reply("lifecycle", ends: "completed"),
+                failure("quoted", #"{"service":"svc","error":"x","message":"\"run\":\"failed\""}"#),
+            ])
+            #expect(try log.runStatus("done")?.state == .completed)
+            #expect(try log.runStatus("broke")?.state == .failed)
+            // An ask's reply carries no outcome.
+            #expect(try log.runStatus("asked")?.state == .running)
+            #expect(try log.runStatus("paused")?.state == .paused)
+            #expect(try log.runStatus("failed")?.state == .failed)
+            #expect(try log.runStatus("lifecycle")?.state == .failed)
+            // The member only in an escaped string value is not the router's.
+            #expect(try log.runStatus("quoted")?.state == .running)
+        }
+    }
+
     @Test func aNewProjectionOrVersionIsCaughtUpOnOpen() throws {
         try withTemporaryDirectory { dir in
             do {

@@ -116,6 +116,8 @@ import Testing
         #expect(tick(after: 400).sends.isEmpty)
         let unknown = tick(after: 100)
         #expect(unknown.events.map(\.type) == ["request.failed"])
+        // A client's request is its run's first: its failure ends the run.
+        #expect(String(decoding: unknown.events[0].payload, as: UTF8.self).contains(#""run":"failed""#))
         let body = try MDPCodec.decodeClientReply(try #require(sentTo(unknown, "c1").first)).body
         #expect(String(decoding: body[0], as: UTF8.self).contains("\"error\":\"unknown_service\""))
 

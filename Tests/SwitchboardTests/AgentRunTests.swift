@@ -32,7 +32,37 @@ import SwitchboardWire
             #expect(report.messagesReplayed == 4)
             #expect(report.unfinishedMessages == 0)
             #expect(report.exitCode == 0)
+            // The router's reply to the run's first message ended it.
+            #expect(try log.runStatus(result.runID)?.state == .completed)
         }
+    }
+
+    /// An agent run has no lifecycle events of its own: the status follows its first message's reply.
+    @Test func aRunWhoseAgentFailsIsFailedAndOneThatAnswersIsCompleted() async throws {
+        try await withTemporaryDirectory { directory in
+            let embedded = try Embedded(directory: directory, types: [AgentType(Failing.self)] + BuiltinAgents.all)
+            let results = try await embedded.serving { embedded in
+                try await embedded.runs("failing", inputs: [Payload(text: "{}")])
+                    + embedded.runs("echo", inputs: [Payload(text: "{}")])
+            }
+            try embedded.router.stop()
+            let log = embedded.router.router.log
+            #expect(results.count == 2 && results[0].error != nil && results[1].error == nil)
+            #expect(try log.runStatus(results[0].runID)?.state == .failed)
+            #expect(try log.runStatus(results[1].runID)?.state == .completed)
+        }
+    }
+}
+
+/// Fails every message.
+actor Failing: Agent {
+    static let descriptor = AgentDescriptor(name: "failing", version: "1")
+    var state = NoState()
+
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<Failing>) async throws -> Payload {
+        throw TestFailure("this agent always fails")
     }
 }
 

@@ -24,6 +24,31 @@ public struct RunState: RawRepresentable, Sendable, Hashable, CustomStringConver
         default: nil
         }
     }
+
+    /// How a run ends by `event`, for runs that log no lifecycle events: the router's final reply
+    /// to a run's first request carries a `run` field (`completed` or `failed`), and so does its
+    /// `request.failed` when it fails that request.
+    static func ending(_ event: borrowing RecordedEvent) -> RunState? {
+        switch event.type {
+        case "reply.final" where event.payloadEncoding == .fields:
+            var ends: String?
+            _ = event.payload.withUnsafeBytes { raw in
+                FieldsPayload.forEach(in: raw) { field in
+                    if field.keyIs("run") { ends = field.string }
+                    return ends == nil
+                }
+            }
+            return ends == completed.rawValue ? .completed : ends == failed.rawValue ? .failed : nil
+        case "request.failed":
+            // The router writes this flat JSON object itself, compactly; a quote inside a string
+            // value is escaped, so the member's bytes cannot occur anywhere else.
+            return event.payload.withUnsafeBytes { $0.firstRange(of: Self.failedMember) } != nil ? .failed : nil
+        default:
+            return nil
+        }
+    }
+
+    private static let failedMember = Array(#""run":"failed""#.utf8)
 }
 
 /// One run's row in the run-status projection.
@@ -47,7 +72,12 @@ public struct RunStatus: Sendable, Hashable {
     }
 
     mutating func fold(_ event: borrowing RecordedEvent) {
-        if let next = RunState.after(eventType: event.type) { state = next }
+        if let next = RunState.after(eventType: event.type) {
+            state = next
+        } else if state == .running, let ends = RunState.ending(event) {
+            // A run that paused, or ended by its own lifecycle events, keeps that state.
+            state = ends
+        }
         lastPosition = event.position
         eventCount += 1
         lastTimestamp = event.timestamp
