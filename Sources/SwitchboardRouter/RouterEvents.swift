@@ -39,8 +39,8 @@ enum RouterEvents {
                         payloadEncoding: .fields)
     }
 
-    /// - Parameter ends: how the run ends with this reply (`completed` or `failed`), for the final
-    ///   reply to a run's first request: the run-status projection reads it.
+    /// - Parameter ends: how the request ended (`completed` or `failed`), for the final reply to a
+    ///   request with no causation id: the run-status projection reads it.
     static func reply(_ request: BrokerStateMachine.Request, body: [[UInt8]], final: Bool, ends: RunState? = nil,
                       now: Timestamp) -> NewEvent
     {
@@ -56,7 +56,7 @@ enum RouterEvents {
                         timestamp: now, payload: fields.bytes, payloadEncoding: .fields)
     }
 
-    /// - Parameter endsRun: the request was its run's first: the run fails with it.
+    /// - Parameter endsRun: the request had no causation id (a client's): the run-status projection reads it.
     static func failed(messageID: String, runID: String, service: String, code: String, message: String,
                        endsRun: Bool = false, now: Timestamp) -> NewEvent {
         var json = JSONObject()

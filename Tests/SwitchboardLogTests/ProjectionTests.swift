@@ -87,7 +87,7 @@ struct TypeCountProjection: Projection {
 
     /// Runs without lifecycle events (agent runs) end with the router's reply to their first
     /// request, or its failure; a state set by lifecycle events is kept.
-    @Test func runStatusFollowsTheReplyToARunsFirstRequest() throws {
+    @Test func runStatusFollowsTheRepliesToARunsRequestsWithNoCausation() throws {
         func reply(_ run: String, ends: String?) -> NewEvent {
             var fields = FieldsPayload.Writer(capacity: 64)
             fields.string("service", "svc")
@@ -99,26 +99,55 @@ struct TypeCountProjection: Projection {
         func failure(_ run: String, _ json: String) -> NewEvent {
             NewEvent(type: "request.failed", runID: run, payload: Array(json.utf8))
         }
+        func lifecycle(_ type: String, _ run: String) -> NewEvent { NewEvent(type: type, runID: run) }
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir)
             let received = { (run: String) in NewEvent(type: "request.received", runID: run) }
-            try log.append(["done", "broke", "asked", "paused", "failed", "lifecycle", "quoted"].map(received))
+            let runs = ["done", "broke", "asked", "paused", "failed", "lifecycle", "quoted", "raced", "two", "again",
+                        "cancelled"]
+            try log.append(runs.map(received))
             try log.append([
                 reply("done", ends: "completed"), reply("broke", ends: "failed"), reply("asked", ends: nil),
-                NewEvent(type: "run.paused", runID: "paused"), reply("paused", ends: "completed"),
+                lifecycle("run.paused", "paused"), reply("paused", ends: "completed"),
                 failure("failed", #"{"service":"svc","error":"expired","message":"m","run":"failed"}"#),
-                NewEvent(type: "run.failed", runID: "lifecycle"), reply("lifecycle", ends: "completed"),
+                lifecycle("run.failed", "lifecycle"), reply("lifecycle", ends: "completed"),
                 failure("quoted", #"{"service":"svc","error":"x","message":"\"run\":\"failed\""}"#),
+                // A pause accepted while the answer was still uncommitted lands after it.
+                reply("raced", ends: "completed"), lifecycle("run.paused", "raced"),
+                // A second request with no causation id, sent into the run by a client.
+                received("two"), reply("two", ends: "completed"),
+                reply("again", ends: "completed"),
+                lifecycle("run.cancelled", "cancelled"), failure("cancelled", #"{"error":"cancelled","run":"failed"}"#),
             ])
             #expect(try log.runStatus("done")?.state == .completed)
             #expect(try log.runStatus("broke")?.state == .failed)
             // An ask's reply carries no outcome.
             #expect(try log.runStatus("asked")?.state == .running)
-            #expect(try log.runStatus("paused")?.state == .paused)
+            #expect(try log.runStatus("asked")?.openRequests == 1)
+            // Paused, then its request answered: nothing is left to resume.
+            #expect(try log.runStatus("paused")?.state == .completed)
             #expect(try log.runStatus("failed")?.state == .failed)
             #expect(try log.runStatus("lifecycle")?.state == .failed)
             // The member only in an escaped string value is not the router's.
             #expect(try log.runStatus("quoted")?.state == .running)
+            #expect(try log.runStatus("raced")?.state == .completed)
+            // One of two requests answered: the run goes on.
+            #expect(try log.runStatus("two")?.state == .running)
+            #expect(try log.runStatus("two")?.openRequests == 1)
+            #expect(try log.runStatus("cancelled")?.state == .cancelled)
+
+            try log.append([
+                lifecycle("run.resumed", "paused"), lifecycle("run.resumed", "raced"), reply("two", ends: "completed"),
+                received("again"),
+            ])
+            #expect(try log.runStatus("paused")?.state == .completed)
+            #expect(try log.runStatus("raced")?.state == .completed)
+            #expect(try log.runStatus("two")?.state == .completed)
+            #expect(try log.runStatus("two")?.openRequests == 0)
+            // A new request into a run that ended: running until it is answered.
+            #expect(try log.runStatus("again")?.state == .running)
+            try log.append(failure("again", #"{"error":"expired","run":"failed"}"#))
+            #expect(try log.runStatus("again")?.state == .failed)
         }
     }
 

@@ -13,6 +13,9 @@ public struct RunState: RawRepresentable, Sendable, Hashable, CustomStringConver
 
     public var description: String { rawValue }
 
+    /// Completed, failed or cancelled.
+    public var isFinal: Bool { self == .completed || self == .failed || self == .cancelled }
+
     /// The state an event of this type moves a run to, or nil when the type is not a lifecycle event.
     static func after(eventType: String) -> RunState? {
         switch eventType {
@@ -25,9 +28,9 @@ public struct RunState: RawRepresentable, Sendable, Hashable, CustomStringConver
         }
     }
 
-    /// How a run ends by `event`, for runs that log no lifecycle events: the router's final reply
-    /// to a run's first request carries a `run` field (`completed` or `failed`), and so does its
-    /// `request.failed` when it fails that request.
+    /// How a request with no causation id ended, for runs that log no lifecycle events: the
+    /// router's final reply to it carries a `run` field (`completed` or `failed`), and so does its
+    /// `request.failed` when it fails it.
     static func ending(_ event: borrowing RecordedEvent) -> RunState? {
         switch event.type {
         case "reply.final" where event.payloadEncoding == .fields:
@@ -61,9 +64,14 @@ public struct RunStatus: Sendable, Hashable {
     public var firstTimestamp: Timestamp
     public var lastTimestamp: Timestamp
 
+    /// Requests with no causation id (the run's first, and any a client sent into the run since)
+    /// not answered yet: the run ends when the last of them is answered.
+    public var openRequests: UInt32 = 0
+
     init(first event: borrowing RecordedEvent) {
         runID = event.runID
         state = RunState.after(eventType: event.type) ?? .running
+        if event.type == "request.received" && event.causationID.isEmpty { openRequests = 1 }
         firstPosition = event.position
         lastPosition = event.position
         eventCount = 1
@@ -73,22 +81,34 @@ public struct RunStatus: Sendable, Hashable {
 
     mutating func fold(_ event: borrowing RecordedEvent) {
         if let next = RunState.after(eventType: event.type) {
-            state = next
-        } else if state == .running, let ends = RunState.ending(event) {
-            // A run that paused, or ended by its own lifecycle events, keeps that state.
-            state = ends
+            switch next {
+            // A pause or resume that raced with the run's end does not bring it back.
+            case .paused: if state == .running { state = next }
+            case .running: if event.type == "run.started" ? !state.isFinal : state == .paused { state = next }
+            default: state = next
+            }
+        } else if event.type == "request.received" && event.causationID.isEmpty {
+            openRequests += 1
+            // A client's new request into a run that had ended: it runs again until answered.
+            if state == .completed || state == .failed { state = .running }
+        } else if let ends = RunState.ending(event) {
+            openRequests = openRequests > 0 ? openRequests - 1 : 0
+            // Ended by its own lifecycle events, or cancelled, a run keeps that state. A paused run
+            // whose requests are all answered has nothing left to resume.
+            if openRequests == 0 && (state == .running || state == .paused) { state = ends }
         }
         lastPosition = event.position
         eventCount += 1
         lastTimestamp = event.timestamp
     }
 
-    /// Value format 1: u8 1, u8 length + state, u64 first, u64 last, u64 count, i64 ×2 timestamps (LE).
+    /// Value format 2: u8 2, u8 length + state, u64 first, u64 last, u64 count, i64 ×2 timestamps,
+    /// u32 open requests (LE). Format 1 lacks the last field.
     func encoded() -> [UInt8] {
         // Sized once: a row is written per run in every commit.
         var out: [UInt8] = []
-        out.reserveCapacity(2 + state.rawValue.utf8.count + 40)
-        out.append(1)
+        out.reserveCapacity(2 + state.rawValue.utf8.count + 44)
+        out.append(2)
         out.append(UInt8(state.rawValue.utf8.count))
         out.append(contentsOf: state.rawValue.utf8)
         func put(_ value: UInt64) {
@@ -99,13 +119,15 @@ public struct RunStatus: Sendable, Hashable {
         put(eventCount)
         put(UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch))
         put(UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch))
+        withUnsafeBytes(of: openRequests.littleEndian) { out.append(contentsOf: $0) }
         return out
     }
 
     init?(runID: String, encoded bytes: [UInt8]) {
-        guard bytes.count >= 2, bytes[0] == 1 else { return nil }
+        // Format 1 rows are read by a log opened read-only whose projection predates version 2.
+        guard bytes.count >= 2, bytes[0] == 1 || bytes[0] == 2 else { return nil }
         let stateLength = Int(bytes[1])
-        guard bytes.count == 2 + stateLength + 40 else { return nil }
+        guard bytes.count == 2 + stateLength + (bytes[0] == 1 ? 40 : 44) else { return nil }
         let stateBytes = bytes[2..<2 + stateLength]
         // A state is ASCII: no validator (which instantiates generic metadata on every call) for it.
         guard let state = stateBytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: stateBytes, as: UTF8.self)
@@ -123,6 +145,11 @@ public struct RunStatus: Sendable, Hashable {
         eventCount = number(2)
         firstTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(3)))
         lastTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(4)))
+        if bytes[0] == 2 {
+            openRequests = bytes.withUnsafeBytes { raw in
+                UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + 40, as: UInt32.self))
+            }
+        }
     }
 }
 
@@ -130,7 +157,8 @@ public struct RunStatus: Sendable, Hashable {
 public struct RunStatusProjection: Projection {
     public static let name = "run-status"
     public var name: String { Self.name }
-    public var version: UInt32 { 1 }
+    /// 2: a run ends when its open requests are answered; rows count them.
+    public var version: UInt32 { 2 }
 
     public init() {}
 
