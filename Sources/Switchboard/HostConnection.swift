@@ -315,9 +315,12 @@ final class HostConnection: Sendable {
                     deliver(frames)
                 }
             }
+            var registeredAgain = false
             for (index, worker) in sockets.enumerated() where readable[index + 2] {
-                try receive(on: worker, onRequest: onRequest)
+                registeredAgain = try receive(on: worker, onRequest: onRequest) || registeredAgain
             }
+            // A router that does not know us restarted: the asks it had not committed are gone.
+            if registeredAgain { try resendAsks(on: client) }
         }
     }
 
@@ -335,7 +338,10 @@ final class HostConnection: Sendable {
         worker.lastSent = MonotonicTime.milliseconds()
     }
 
-    private func receive(on worker: WorkerSocket, onRequest: (Incoming) -> Void) throws {
+    /// Hands requests to `onRequest`; returns true when the router said DISCONNECT and the worker
+    /// registered again.
+    private func receive(on worker: WorkerSocket, onRequest: (Incoming) -> Void) throws -> Bool {
+        var registeredAgain = false
         while let frames = try worker.socket.receive(wait: false) {
             worker.lastHeard = MonotonicTime.milliseconds()
             guard let message = try? MDPCodec.decodeForWorker(frames) else { continue }
@@ -355,10 +361,12 @@ final class HostConnection: Sendable {
             case .disconnect:
                 worker.socket = try dealer()
                 try register(worker)
+                registeredAgain = true
             default:
                 break
             }
         }
+        return registeredAgain
     }
 
     /// Routes a PARTIAL or FINAL to the ask waiting for it.

@@ -8,6 +8,11 @@ import Glibc
 
 /// Starts runs through the router and collects their results: a native MDP client on one DEALER
 /// socket, with any number of runs in flight. Synchronous; use it from one thread.
+///
+/// A run's first message that gets no result for ``resendInterval`` is sent again under its id,
+/// marked re-issued, then after twice as long, up to a minute apart: a router that stopped before
+/// committing it (a crash, a full disk) never saw it, and a router that has it answers from its
+/// memory or its log, or attaches the repeat to the run under way. Nothing runs twice.
 public final class RunClient {
     /// The final reply to a run's first message.
     public struct Result: Sendable {
@@ -17,8 +22,20 @@ public final class RunClient {
         public var error: AskError?
     }
 
+    private struct Open {
+        var runID: String
+        var service: String
+        /// The first message again, re-issued; nil for a fork, whose first message the router made.
+        var repeated: [[UInt8]]?
+        var resendAt: Int64 = .max
+        var interval: Int64 = 0
+    }
+
     private let client: MDPClient
-    private var open: [String: (runID: String, service: String)] = [:]
+    private var open: [String: Open] = [:]
+    /// Milliseconds without a result before a run's first message is sent again; 0 never.
+    public var resendInterval = 5_000
+    private var nextResendCheck: Int64 = .max
     /// Run replies that arrived while waiting for something else.
     private var stash: [[[UInt8]]] = []
 
@@ -41,7 +58,15 @@ public final class RunClient {
         if let key { headers[AgentMessage.keyHeader] = key }
         let envelope = Envelope(messageID: messageID, runID: runID, headers: headers)
         try client.send(service: service, body: [try envelope.encoded(), input.bytes])
-        open[messageID] = (runID, service)
+        var run = Open(runID: runID, service: service)
+        if resendInterval > 0 {
+            headers[Envelope.reissueHeader] = "1"
+            run.repeated = [try Envelope(messageID: messageID, runID: runID, headers: headers).encoded(), input.bytes]
+            run.interval = Int64(resendInterval)
+            run.resendAt = MonotonicTime.milliseconds() + run.interval
+            nextResendCheck = min(nextResendCheck, run.resendAt)
+        }
+        open[messageID] = run
         return runID
     }
 
@@ -65,7 +90,7 @@ public final class RunClient {
                 let code = answer?.strings["error"] ?? "bad_response"
                 throw ForkRefused(code: code, message: answer?.strings["message"] ?? "the router's answer is not a fork")
             }
-            open[fork + "/start"] = (fork, service)
+            open[fork + "/start"] = Open(runID: fork, service: service)
             return fork
         }
         throw WireError(.timeout, "no answer from the router within 10 s")
@@ -74,16 +99,42 @@ public final class RunClient {
     /// Runs started and not yet finished.
     public var pending: Int { open.count }
 
-    /// The next run result, or nil after `timeout` milliseconds without one.
+    /// The next run result, or nil after `timeout` milliseconds without one (-1: wait for one).
     public func nextResult(timeout: Int) throws -> Result? {
         while !stash.isEmpty {
             if let result = result(from: stash.removeFirst()) { return result }
         }
-        while let reply = try client.receive(timeout: timeout) {
-            guard reply.command == .final, let result = result(from: reply.body) else { continue }
-            return result
+        let deadline = timeout < 0 ? Int64.max : MonotonicTime.milliseconds() + Int64(timeout)
+        while true {
+            var now = MonotonicTime.milliseconds()
+            if now >= nextResendCheck {
+                try resendOverdue(now: now)
+                now = MonotonicTime.milliseconds()
+            }
+            let wait = max(0, min(deadline, nextResendCheck) - now)
+            if let reply = try client.receive(timeout: Int(clamping: wait)) {
+                guard reply.command == .final, let result = result(from: reply.body) else { continue }
+                return result
+            }
+            if MonotonicTime.milliseconds() >= deadline { return nil }
         }
-        return nil
+    }
+
+    /// Sends again the first messages of runs whose results are overdue, each at most a minute apart.
+    private func resendOverdue(now: Int64) throws {
+        nextResendCheck = .max
+        for (messageID, run) in open {
+            guard let repeated = run.repeated else { continue }
+            if run.resendAt <= now {
+                try client.send(service: run.service, body: repeated)
+                let interval = min(run.interval * 2, 60_000)
+                open[messageID]?.interval = interval
+                open[messageID]?.resendAt = now + interval
+                nextResendCheck = min(nextResendCheck, now + interval)
+            } else {
+                nextResendCheck = min(nextResendCheck, run.resendAt)
+            }
+        }
     }
 
     private func result(from replyBody: [[UInt8]]) -> Result? {

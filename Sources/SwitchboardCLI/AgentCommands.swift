@@ -129,7 +129,9 @@ struct RunStart: AsyncParsableCommand {
                     sent += 1
                 }
                 guard let result = try client.nextResult(timeout: timeout * 1000) else {
-                    throw WireError(.timeout, "no result within \(timeout) s (\(started.count) runs open)")
+                    let open = started.keys.sorted()
+                    throw WireError(.timeout, "no result within \(timeout) s (\(open.count) runs open: "
+                                        + open.prefix(5).joined(separator: ", ") + (open.count > 5 ? ", …)" : ")"))
                 }
                 let at = started.removeValue(forKey: result.runID) ?? begin
                 if result.error != nil { failures += 1 } else { latencies.append(DispatchTime.now().uptimeNanoseconds - at) }

@@ -65,9 +65,20 @@ struct RouterCommand: ParsableCommand {
                 configuration: RouterConfiguration(endpoint: bind, eventsEndpoint: events, heartbeatInterval: heartbeat,
                                                    policy: policy),
                 log: log, context: try ZMQContext())
-            try router.run(until: { stopRequested.load(ordering: .relaxed) }) { endpoint, events in
-                print("router listening on \(endpoint)" + (events.map { ", events on \($0)" } ?? ""))
-                fflush(nil)
+            do {
+                try router.run(until: { stopRequested.load(ordering: .relaxed) }) { endpoint, events in
+                    print("router listening on \(endpoint)" + (events.map { ", events on \($0)" } ?? ""))
+                    fflush(nil)
+                }
+            } catch let error as EventLogError where error.code == .storage {
+                FileHandle.standardError.write(Data("""
+                    error: \(error.message)
+                    the router stopped: it sent nothing the log does not hold. Once the log can be written \
+                    again, start the router on the same data directory: it redelivers the requests it \
+                    committed and did not answer, and clients ask again for the rest.
+
+                    """.utf8))
+                throw ExitCode.failure
             }
             let counters = router.statistics
             print("router stopped: \(counters.invalidMessages) invalid messages and \(counters.duplicateReplies) duplicate replies dropped")

@@ -28,6 +28,8 @@ extension BrokerStateMachine {
     mutating func enqueueRecovered(_ request: Request, now: Now, into output: inout Output) {
         var request = request
         request.arrival = nextArrival()
+        // An address ZeroMQ generated (a zero first byte) named a connection to the previous router.
+        request.clientIsStale = request.client.first == 0
         admitRecovered(request, now: now, into: &output)
     }
 

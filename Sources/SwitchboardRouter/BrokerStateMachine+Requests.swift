@@ -23,6 +23,12 @@ extension BrokerStateMachine {
         var arrival: UInt64 = 0
         /// The client address the worker was given; a plain worker's reply names it.
         var dispatchedClient: [UInt8] = []
+        /// `client` is an address ZeroMQ generated for a connection to a previous router (recovered
+        /// from the log): this router hands the same addresses out again, to other peers, so
+        /// nothing is sent to it. The client asks again and is attached.
+        var clientIsStale = false
+        /// Where answers go: nowhere (empty) while the client's address is stale.
+        var replyAddress: [UInt8] { clientIsStale ? [] : client }
         /// The batch whose commit holds this request's latest event.
         var batch: UInt64 = 0
         /// The agent instance it is for (native requests; empty for plain ones): see ``pins``.
@@ -48,7 +54,9 @@ extension BrokerStateMachine {
         if let envelope {
             // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
             let key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
-            if worker.inFlight[key] != nil { return key }
+            // Naming none in flight, it is late or repeated (a re-executed handler's second answer):
+            // matched by address, it would answer another request of the same client.
+            return worker.inFlight[key] != nil ? key : nil
         }
         // By the address the worker was given, when exactly one request in flight has it.
         let matches = worker.inFlight.filter { $0.value.dispatchedClient == client }

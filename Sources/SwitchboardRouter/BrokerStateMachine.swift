@@ -299,12 +299,14 @@ struct BrokerStateMachine {
         for (name, service) in services {
             if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
                 services[name]?.queue[index].client = client
+                services[name]?.queue[index].clientIsStale = false
                 services[name]?.queue[index].clientFraming = framing
                 return true
             }
         }
         for (identity, worker) in workers where worker.inFlight[messageID] != nil {
             workers[identity]?.inFlight[messageID]?.client = client
+            workers[identity]?.inFlight[messageID]?.clientIsStale = false
             workers[identity]?.inFlight[messageID]?.clientFraming = framing
             return true
         }
@@ -399,7 +401,7 @@ struct BrokerStateMachine {
         }
         guard final else {
             output.events.append(RouterEvents.reply(request, body: body, final: false, now: now.wall))
-            output.sends.append((request.client, MDPCodec.clientReply(
+            output.sends.append((request.replyAddress, MDPCodec.clientReply(
                 .partial, service: request.service, body: clientBody(request, body, final: false),
                 framing: request.clientFraming)))
             return
@@ -558,18 +560,18 @@ struct BrokerStateMachine {
 
     mutating func finish(_ request: Request, body: [[UInt8]], now: Now, into output: inout Output) {
         if request.native { openNative.remove(Prehashed(request.messageID)) }
-        // The reply to a run's first request (its client's) ends the run.
+        // A request with no causation id is a client's: the run ends once all such are answered.
         let ends: RunState? = request.causationID.isEmpty ? (Self.isError(body) ? .failed : .completed) : nil
         output.events.append(RouterEvents.reply(request, body: body, final: true, ends: ends, now: now.wall))
         let frames = MDPCodec.clientReply(.final, service: request.service, body: clientBody(request, body, final: true),
                                           framing: request.clientFraming)
-        output.sends.append((request.client, frames))
+        output.sends.append((request.replyAddress, frames))
         if request.native { answers.remember(request.messageID, reply: frames) }
     }
 
     mutating func fail(_ request: Request, code: String, message: String, now: Now, into output: inout Output) {
         if request.native { openNative.remove(Prehashed(request.messageID)) }
-        reject(request.client, service: request.service, framing: request.clientFraming, native: request.native,
+        reject(request.replyAddress, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
                into: &output, log: true, endsRun: request.causationID.isEmpty)
     }

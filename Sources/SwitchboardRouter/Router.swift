@@ -190,7 +190,7 @@ public final class Router: Sendable {
     static let maximumBatchesInFlight = 64
 
     private func send(_ sends: [(identity: [UInt8], frames: [[UInt8]])], on socket: ZMQSocket) throws {
-        for (identity, frames) in sends {
+        for (identity, frames) in sends where !identity.isEmpty {
             // A full peer queue drops the message, like ZeroMQ's ROUTER does; the log keeps it.
             _ = try socket.send(identity, frames, wait: false)
         }

@@ -247,6 +247,59 @@ import Testing
         #expect(try MDPCodec.decodeClientReply(sentTo(again, "c9")[0]).body.last == [22])
     }
 
+    @Test mutating func aNativeReplyNamingNoRequestInFlightAnswersNoOtherRequestOfTheClient() throws {
+        let metadata = WorkerMetadata(version: "1", configDigest: "", capacity: 4).encoded()
+        _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        let env = { (id: String, run: String) in try Envelope(messageID: id, runID: run).encoded() }
+        _ = send("c1", MDPCodec.clientRequest(service: "agent", body: [try env("run-a/start", "run-a"), [1]]))
+        _ = send("c1", MDPCodec.clientRequest(service: "agent", body: [try env("run-b/start", "run-b"), [2]]))
+        let reply = { (run: String) in
+            try Envelope(messageID: "\(run)/start/reply", runID: run, causationID: "\(run)/start").encoded()
+        }
+        let first = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [try reply("run-a"), [11]]))
+        #expect(first.events.map(\.causationID) == ["run-a/start"])
+        // A re-executed handler answers run-a again while run-b is the client's only request in flight.
+        let repeated = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8),
+                                                       body: [try reply("run-a"), [11]]))
+        #expect(repeated.events.isEmpty)
+        #expect(sentTo(repeated, "c1").isEmpty)
+        #expect(machine.duplicateReplies == 1)
+        let second = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [try reply("run-b"), [22]]))
+        #expect(second.events.map(\.causationID) == ["run-b/start"])
+        #expect(try MDPCodec.decodeClientReply(sentTo(second, "c1")[0]).body.last == [22])
+    }
+
+    @Test mutating func aRecoveredRequestIsNotAnsweredAtAnAddressZeroMQGeneratedForTheLastRouter() throws {
+        func recovered(_ id: String, client: [UInt8]) throws -> BrokerStateMachine.Request {
+            BrokerStateMachine.Request(
+                messageID: id, runID: "run-\(id)", service: "agent", client: client, clientFraming: .plain,
+                native: true, body: [try Envelope(messageID: id, runID: "run-\(id)").encoded(), [1]], attempt: 2,
+                receivedAt: clock, expiresAt: clock + 2000)
+        }
+        var output = BrokerStateMachine.Output()
+        // Generated addresses start with a zero byte; a socket's own routing id cannot.
+        machine.enqueueRecovered(try recovered("gen", client: [0, 0x6b, 0x8b, 0x45, 0x67]), now: now, into: &output)
+        machine.enqueueRecovered(try recovered("fixed", client: Array("host-1".utf8)), now: now, into: &output)
+        let metadata = WorkerMetadata(version: "1", configDigest: "", capacity: 4).encoded()
+        _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        let reply = { (id: String, client: [UInt8]) in
+            MDPCodec.workerReply(.workerFinal, client: client, body: [
+                try Envelope(messageID: "\(id)/reply", runID: "run-\(id)", causationID: id).encoded(), [7],
+            ])
+        }
+        let gen = send("w1", try reply("gen", [0, 0x6b, 0x8b, 0x45, 0x67]))
+        #expect(gen.events.map(\.causationID) == ["gen"])
+        #expect(gen.sends.allSatisfy { $0.identity.isEmpty }, "an answer went to the stale address")
+        let fixed = send("w1", try reply("fixed", Array("host-1".utf8)))
+        #expect(sentTo(fixed, "host-1").count == 1)
+        // The client, connected again under a new address, asks again and gets the answer.
+        let again = send("c2", MDPCodec.clientRequest(service: "agent", body: [
+            try Envelope(messageID: "gen", runID: "run-gen").encoded(), [1],
+        ]))
+        #expect(again.events.isEmpty)
+        #expect(try MDPCodec.decodeClientReply(sentTo(again, "c2")[0]).body.last == [7])
+    }
+
     @Test mutating func plainWorkersSeePlainBodiesAndNativeClientsStillGetEnvelopes() throws {
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
         let envelope = try Envelope(messageID: "n-1", runID: "run-n").encoded()

@@ -78,7 +78,11 @@ final class Environment: @unchecked Sendable {
 
     /// Flushes buffered writes to disk (`mdb_env_sync` with force).
     func sync() throws {
-        try LMDBError.check(mdb_env_sync(handle, 1), "mdb_env_sync")
+        let code = mdb_env_sync(handle, 1)
+        guard code != MDB_SUCCESS else { return }
+        var error = LMDBError(returnCode: code, operation: "mdb_env_sync")
+        if StorageRoom.mayExplain(code) { error.explanation = StorageRoom.shortage(directory: path) }
+        throw error
     }
 
     /// Opens (or, in a writable environment, creates) named databases, each with its flags.
@@ -147,6 +151,9 @@ final class Environment: @unchecked Sendable {
                 }
             } catch let error as LMDBError where error.isMapFull {
                 try grow(from: sizeBefore)
+            } catch var error as LMDBError where StorageRoom.mayExplain(error.returnCode) {
+                error.explanation = StorageRoom.shortage(directory: path)
+                throw error
             }
         }
     }

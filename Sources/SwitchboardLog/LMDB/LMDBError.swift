@@ -7,6 +7,8 @@ struct LMDBError: Error, Sendable, CustomStringConvertible {
     var returnCode: Int32
     /// The C function that failed.
     var operation: String
+    /// What the failure most likely means, when the code alone misleads (see ``StorageRoom``).
+    var explanation: String?
 
     init(returnCode: Int32, operation: String) {
         self.returnCode = returnCode
@@ -18,7 +20,7 @@ struct LMDBError: Error, Sendable, CustomStringConvertible {
     var isKeyExists: Bool { returnCode == MDB_KEYEXIST }
 
     var description: String {
-        "\(operation): \(String(cString: mdb_strerror(returnCode))) (\(returnCode))"
+        "\(operation): \(String(cString: mdb_strerror(returnCode))) (\(returnCode))" + (explanation.map { "; \($0)" } ?? "")
     }
 
     /// Throws for any code other than `MDB_SUCCESS`.

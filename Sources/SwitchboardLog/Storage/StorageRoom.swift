@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tells a write that failed for want of room from other I/O errors. LMDB reports a short write
+/// (what a file system that fills up mid-commit gives) as `EIO`, which reads like a broken disk.
+enum StorageRoom {
+    /// Less room than this on the file system, or under the file-size limit, counts as none left:
+    /// one commit writes up to a few megabytes.
+    static let margin: UInt64 = 16 << 20
+
+    /// Whether a failure with this `errno` may come from a lack of room.
+    static func mayExplain(_ code: Int32) -> Bool {
+        code == EIO || code == ENOSPC || code == EFBIG || code == EDQUOT
+    }
+
+    /// Says so when the file system holding `directory` is (nearly) full, or the log's data file
+    /// is at this process's file-size limit; nil when neither holds.
+    static func shortage(directory: String) -> String? {
+        var fs = statvfs()
+        if statvfs(directory, &fs) == 0 {
+            let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+            if free < margin {
+                return "the file system holding \(directory) is full (\(free) bytes free); nothing of this "
+                    + "write was committed: free some space and try again"
+            }
+        }
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            var info = stat()
+            if stat(directory + "/data.mdb", &info) == 0, UInt64(info.st_size) + margin > UInt64(limit.rlim_cur) {
+                return "data.mdb (\(info.st_size) bytes) reached this process's file-size limit of "
+                    + "\(limit.rlim_cur) bytes (ulimit -f); nothing of this write was committed"
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import SwitchboardLog
+import Testing
+import TestSupport
+
+/// The router's log runs out of room under load. The room is a file-size limit on the router's
+/// process (`ulimit -f`, with SIGXFSZ ignored): the commit's writes fail as on a full file system,
+/// a short write and then an error, without needing a file system of our own.
+@Suite(.serialized) struct FullDiskTests {
+    static let switchboard = productsDirectory.appendingPathComponent("switchboard")
+
+    /// `switchboard` with `arguments`, its files limited to `kilobytes` KiB.
+    static func limited(_ kilobytes: Int, _ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess(URL(fileURLWithPath: "/bin/sh"),
+                         ["-c", "ulimit -f \(kilobytes) && trap '' XFSZ && exec \"$0\" \"$@\"", switchboard.path]
+                            + arguments)
+    }
+
+    @Test func aRouterOutOfRoomStopsWithAClearErrorAndARestartCompletesEveryRunOnce() throws {
+        try withTemporaryDirectory { dir in
+            let data = dir + "/log"
+            let router = try Self.limited(2048, ["router", "--data", data, "--bind", "tcp://127.0.0.1:*",
+                                                 "--heartbeat", "200"])
+            defer { router.kill() }
+            let line = try #require(router.waitForLine { $0.hasPrefix("router listening on ") },
+                                    "router did not start: \(router.standardError)")
+            let endpoint = String(line.dropFirst("router listening on ".count))
+            let host = try ChildProcess(Self.switchboard, ["agent", "--router", endpoint, "--agents",
+                                                           "echo,counter,pipeline", "--heartbeat", "200"])
+            defer { host.kill() }
+            // Enough runs to fill 2 MiB several times over.
+            let runs = 600
+            let client = try ChildProcess(Self.switchboard, [
+                "run", "pipeline", "--router", endpoint, "--input", #"{"task":"disk"}"#, "--count", String(runs),
+                "--concurrency", "16", "--timeout", "120",
+            ])
+            defer { client.kill() }
+
+            // The commit that finds no room stops the router, and it says why.
+            #expect(router.waitForExit(timeout: 90), "the router never ran out of room")
+            #expect(router.exitStatus == 1)
+            let error = router.standardError
+            #expect(error.contains("storage error: mdb_txn_commit"), "\(error)")
+            #expect(error.contains("reached this process's file-size limit"), "\(error)")
+            #expect(error.contains("nothing of this write was committed"), "\(error)")
+            #expect(error.contains("redelivers the requests it committed"), "\(error)")
+            #expect(client.isRunning, "the client gave up while the router was down: \(client.standardError)")
+            do {
+                let log = try EventLog.openReadOnly(at: data)
+                #expect(try log.verify().isSound)
+                let answered = try log.events().filter { $0.type == "reply.final" && $0.messageID.hasSuffix("/start/final") }
+                #expect(answered.count < runs, "the router ran out of room after every run had ended")
+            }
+
+            // Room again: a router on the same data and port, no limit. The client asks again for
+            // the runs the first router never committed; the host asks again for its open asks.
+            let restarted = try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200)
+            defer { restarted.process.kill() }
+            #expect(client.waitForExit(timeout: 150), "the client did not finish")
+            #expect(client.exitStatus == 0, "\(client.standardOutput)\(client.standardError)")
+            #expect(client.standardOutput.contains("\(runs) runs in"), "\(client.standardOutput)")
+            #expect(client.standardOutput.contains(", 0 failed"), "\(client.standardOutput)")
+            restarted.process.kill()
+
+            let log = try EventLog.openReadOnly(at: data)
+            #expect(try log.verify().isSound)
+            let events = try log.events()
+            // Each run was started once, answered once, and its counter added to once.
+            let starts = events.filter { $0.type == "request.received" && $0.messageID.hasSuffix("/start") }
+            #expect(starts.count == runs)
+            #expect(Set(starts.map(\.runID)).count == runs)
+            var answers: [String: Int] = [:]
+            var additions: [String: Int] = [:]
+            for event in events {
+                if event.type == "reply.final" && event.messageID.hasSuffix("/start/final") {
+                    answers[event.runID, default: 0] += 1
+                } else if event.type == "counter.added" {
+                    additions[event.runID, default: 0] += 1
+                }
+            }
+            #expect(starts.allSatisfy { answers[$0.runID] == 1 }, "a run was answered twice or never")
+            #expect(starts.allSatisfy { additions[$0.runID] == 1 }, "a counter ask was handled twice or never")
+            // No answer went to another request: each event's ids are of its own run, and each
+            // pipeline stream holds its three steps once.
+            let strays = events.filter { $0.messageID.hasPrefix("run-") && !$0.messageID.hasPrefix($0.runID) }
+            #expect(strays.isEmpty, "\(strays.prefix(3).map { "\($0.position) \($0.type) \($0.runID) \($0.messageID)" })")
+            for start in starts {
+                #expect(try log.streamVersion("agent/pipeline/\(start.runID)") == 3, "\(start.runID)")
+            }
+            #expect(try log.runs().filter { $0.state == .completed }.count >= runs)
+        }
+    }
+}
