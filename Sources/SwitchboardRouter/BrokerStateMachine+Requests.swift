@@ -29,6 +29,13 @@ extension BrokerStateMachine {
         var clientIsStale = false
         /// Where answers go: nowhere (empty) while the client's address is stale.
         var replyAddress: [UInt8] { clientIsStale ? [] : client }
+
+        /// Answers go to `client` from now on: it asked again.
+        mutating func attach(_ client: [UInt8], framing: MDPFraming) {
+            self.client = client
+            clientFraming = framing
+            clientIsStale = false
+        }
         /// The batch whose commit holds this request's latest event.
         var batch: UInt64 = 0
         /// The agent instance it is for (native requests; empty for plain ones): see ``pins``.

@@ -68,8 +68,9 @@ struct BrokerStateMachine {
     var logAnswers: LogAnswers?
     var pins: [String: Pin] = [:]
     var nextPinSweep: Int64 = 0
-    /// Native requests queued or in flight, so that a new request needs no search to learn it is new.
-    private var openNative: Set<Prehashed<String>> = []
+    /// Native requests queued, in flight, held for a paused run, parked for an approval or waiting
+    /// on a timer, so that a new request needs no search to learn it is new.
+    var openNative: Set<Prehashed<String>> = []
     /// (run, numbered service build) already in a run's determinism lock (a repeated lock entry
     /// is harmless: readers keep the first).
     var lockedServices = RecentKeys<LockEntry>(capacity: 100_000)
@@ -289,7 +290,6 @@ struct BrokerStateMachine {
         var service = services.removeValue(forKey: request.service) ?? Service()
         service.queue.append(request)
         services[request.service] = service
-        if request.native { openNative.insert(Prehashed(request.messageID)) }
     }
 
     /// A request already queued or in flight under `messageID` gets the new client address.
@@ -298,17 +298,28 @@ struct BrokerStateMachine {
         guard openNative.contains(Prehashed(messageID)) else { return false }
         for (name, service) in services {
             if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
-                services[name]?.queue[index].client = client
-                services[name]?.queue[index].clientIsStale = false
-                services[name]?.queue[index].clientFraming = framing
+                services[name]?.queue[index].attach(client, framing: framing)
                 return true
             }
         }
         for (identity, worker) in workers where worker.inFlight[messageID] != nil {
-            workers[identity]?.inFlight[messageID]?.client = client
-            workers[identity]?.inFlight[messageID]?.clientIsStale = false
-            workers[identity]?.inFlight[messageID]?.clientFraming = framing
+            workers[identity]?.inFlight[messageID]?.attach(client, framing: framing)
             return true
+        }
+        // Held by the control plane: asked again, it must not be logged and parked a second time.
+        for (id, parked) in control.parked where parked.request.messageID == messageID {
+            control.parked[id]?.request.attach(client, framing: framing)
+            return true
+        }
+        for index in control.timers.indices where control.timers[index].request.messageID == messageID {
+            control.timers[index].request.attach(client, framing: framing)
+            return true
+        }
+        for (run, requests) in control.held {
+            if let index = requests.firstIndex(where: { $0.messageID == messageID }) {
+                control.held[run]?[index].attach(client, framing: framing)
+                return true
+            }
         }
         return false
     }

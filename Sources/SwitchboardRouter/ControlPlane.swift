@@ -110,6 +110,7 @@ extension BrokerStateMachine {
     /// parked (approval, timer), or queued for a worker.
     mutating func admit(_ request: Request, now: Now, into output: inout Output, evaluatePolicy: Bool) {
         control.remember(request.messageID, service: request.service)
+        if request.native { openNative.insert(Prehashed(request.messageID)) }
         switch control.modes[request.runID] {
         case .cancelled:
             return fail(request, code: "cancelled", message: "run \(request.runID) was cancelled", now: now,

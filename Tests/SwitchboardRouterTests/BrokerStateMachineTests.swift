@@ -300,6 +300,34 @@ import Testing
         #expect(try MDPCodec.decodeClientReply(sentTo(again, "c2")[0]).body.last == [7])
     }
 
+    @Test mutating func aRequestTheControlPlaneHoldsIsAttachedWhenAskedAgainNotLoggedTwice() throws {
+        func ask(_ service: String, _ id: String, run: String, _ body: String, from client: String)
+            throws -> BrokerStateMachine.Output
+        {
+            send(client, MDPCodec.clientRequest(service: service, body: [
+                try Envelope(messageID: id, runID: run, headers: [Envelope.reissueHeader: "1"]).encoded(),
+                Array(body.utf8),
+            ]))
+        }
+        machine.control.modes["run-p"] = .paused
+        let cases = [
+            ("sb.approval", "ap-1", "run-a", #"{"title":"ok?"}"#),
+            ("sb.timer", "t-1", "run-t", #"{"delayMs":60000}"#),
+            ("echo", "held-1", "run-p", "{}"),
+        ]
+        for (service, id, run, body) in cases {
+            let first = try ask(service, id, run: run, body, from: "c1")
+            #expect(first.events.contains { $0.type == "request.received" && $0.messageID == id }, "\(id)")
+            // The client reconnected and asks again: the request it had is its own again.
+            let again = try ask(service, id, run: run, body, from: "c2")
+            #expect(again.events.isEmpty, "\(id) was logged again: \(again.events.map(\.type))")
+            #expect(again.sends.isEmpty && again.early.isEmpty)
+        }
+        #expect(machine.control.parked.values.map(\.request.client) == [Array("c2".utf8)])
+        #expect(machine.control.timers.map(\.request.client) == [Array("c2".utf8)])
+        #expect(machine.control.held["run-p"]?.map(\.client) == [Array("c2".utf8)])
+    }
+
     @Test mutating func plainWorkersSeePlainBodiesAndNativeClientsStillGetEnvelopes() throws {
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
         let envelope = try Envelope(messageID: "n-1", runID: "run-n").encoded()
