@@ -177,7 +177,8 @@ public final class RunClient {
                 continue
             }
             if reply.command == .partial, reply.body.count == 2, let at = EventBus.decodePosition(reply.body[0]) {
-                events.append((at, String(decoding: reply.body[1], as: UTF8.self)))
+                // A late answer to an earlier catch-up may repeat events already handed out.
+                if at >= position { events.append((at, String(decoding: reply.body[1], as: UTF8.self))) }
             } else if reply.command == .final {
                 let covered = reply.body.first.flatMap(EventBus.decodePosition) ?? position
                 return (events, max(position, covered + 1))

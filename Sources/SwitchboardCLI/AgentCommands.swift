@@ -61,6 +61,9 @@ struct RunStart: AsyncParsableCommand {
             in this process, the log in --data (default ./.switchboard).
             Prints `run <id>`, then each committed event of the run as `<position> <type> <data>`, then
             `result: <reply>`. Exits 0 when the reply is a result, 1 when it is an error.
+            If the router stops meanwhile (a crash, a full disk), the command waits for it to come back (within
+            --timeout) and sends the run's first message again, marked re-issued, while the result is overdue:
+            the router answers it from its log or attaches it to the run, so nothing runs twice.
             """)
     @Argument(help: "An agent (e.g. pipeline), a workflow file, or plan-critic-execute.") var name: String
     @Option(help: "The first message (for a workflow: its input), as JSON.") var input: String = "{}"

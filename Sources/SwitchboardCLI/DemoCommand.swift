@@ -175,9 +175,22 @@ func followRun(router: String, context: ZMQContext, services: [String], approval
     fflush(nil)
     var next: UInt64 = 1
     let deadline = Date().addingTimeInterval(TimeInterval(timeout))
+    var routerSilent = false
     func printEvents() throws {
-        let (events, after) = try client.events(of: runID, from: next)
-        next = after
+        let events: [(UInt64, String)]
+        do {
+            let after: UInt64
+            (events, after) = try client.events(of: runID, from: next)
+            next = after
+        } catch let error as WireError where error.code == .timeout {
+            // The router may be restarting: the run goes on, its result comes when it is back.
+            if !routerSilent {
+                FileHandle.standardError.write(Data("the router at \(router) is not answering; waiting for it\n".utf8))
+                routerSilent = true
+            }
+            return
+        }
+        routerSilent = false
         for (position, json) in events {
             if !quiet { print(RunStart.line(position, json)) }
             guard json.contains("\"approval.requested\""),

@@ -53,6 +53,13 @@ import TestSupport
                 #expect(answered.count < runs, "the router ran out of room after every run had ended")
             }
 
+            // A run started while the router is down waits for it, through catch-up reads that time out.
+            let single = try ChildProcess(Self.switchboard, [
+                "run", "pipeline", "--router", endpoint, "--input", #"{"task":"later"}"#, "--timeout", "120",
+            ])
+            defer { single.kill() }
+            usleep(6_000_000)
+
             // Room again: a router on the same data and port, no limit. The client asks again for
             // the runs the first router never committed; the host asks again for its open asks.
             let restarted = try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200)
@@ -61,6 +68,10 @@ import TestSupport
             #expect(client.exitStatus == 0, "\(client.standardOutput)\(client.standardError)")
             #expect(client.standardOutput.contains("\(runs) runs in"), "\(client.standardOutput)")
             #expect(client.standardOutput.contains(", 0 failed"), "\(client.standardOutput)")
+            #expect(single.waitForExit(timeout: 60), "the single run did not finish")
+            #expect(single.exitStatus == 0, "\(single.standardOutput)\(single.standardError)")
+            #expect(single.standardOutput.contains(#"result: {"input":{"task":"later"}"#), "\(single.standardOutput)")
+            #expect(single.standardError.contains("is not answering; waiting for it"), "\(single.standardError)")
             restarted.process.kill()
 
             let log = try EventLog.openReadOnly(at: data)
@@ -68,8 +79,8 @@ import TestSupport
             let events = try log.events()
             // Each run was started once, answered once, and its counter added to once.
             let starts = events.filter { $0.type == "request.received" && $0.messageID.hasSuffix("/start") }
-            #expect(starts.count == runs)
-            #expect(Set(starts.map(\.runID)).count == runs)
+            #expect(starts.count == runs + 1)
+            #expect(Set(starts.map(\.runID)).count == runs + 1)
             var answers: [String: Int] = [:]
             var additions: [String: Int] = [:]
             for event in events {
@@ -88,7 +99,7 @@ import TestSupport
             for start in starts {
                 #expect(try log.streamVersion("agent/pipeline/\(start.runID)") == 3, "\(start.runID)")
             }
-            #expect(try log.runs().filter { $0.state == .completed }.count >= runs)
+            #expect(try log.runs().filter { $0.state == .completed }.count >= runs + 1)
         }
     }
 }
