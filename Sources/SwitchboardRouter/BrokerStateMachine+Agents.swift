@@ -29,29 +29,35 @@ extension BrokerStateMachine {
               // An agent's event belongs to a stream: router events have none, and cannot be forged.
               events.allSatisfy({ !$0.type.isEmpty && !$0.streamID.isEmpty && JSONText.isValid($0.payload) })
         else { return nil }
-        guard let encoded = try? envelope.encoded(omitting: EmittedEvent.headerName) else { return nil }
+        guard let encoded = Envelope.rewriting(body[0], headers: [(EmittedEvent.headerName, nil)])
+                ?? (try? envelope.encoded(omitting: EmittedEvent.headerName))
+        else { return nil }
         return ([encoded] + stripped.dropFirst(), events)
     }
 
     /// A native worker always gets an envelope: the client's, if it sent one, with the run and the
     /// attempt as the router knows them, the handler's clock, and `state.empty` when it applies.
-    func dispatchedEnvelope(_ request: Request, body: [[UInt8]], service: String, unpinned: Bool) -> Envelope {
+    func dispatchedEnvelope(_ request: Request, body: [[UInt8]], service: String, unpinned: Bool) -> [UInt8]? {
+        // Only the router says so: no other message of the key can be under way, and the log has
+        // no event of the instance's stream, committed or waiting for its commit. One in a body
+        // logged by an older router is not passed on.
+        let empty = unpinned && request.attempt == 1 && instanceStateIsEmpty(service: service, key: request.key)
+        // The handler's clock: when the request was received, as the log records it.
+        let time = String(request.receivedWall.nanosecondsSinceEpoch)
+        if request.native, let first = body.first, let rewritten = Envelope.rewriting(
+            first, runID: request.runID, attempt: request.attempt,
+            headers: [(Envelope.emptyStateHeader, empty ? "1" : nil), (Self.timeHeader, time)]) {
+            return rewritten
+        }
         var envelope = Envelope(messageID: request.messageID)
         if request.native, let first = body.first, let sent = try? Envelope(decoding: first) {
             envelope = sent
         }
         envelope.runID = request.runID
         envelope.attempt = request.attempt
-        // The handler's clock: when the request was received, as the log records it.
-        envelope.headers[Self.timeHeader] = String(request.receivedWall.nanosecondsSinceEpoch)
-        // Only the router says so: no other message of the key can be under way, and the log has
-        // no event of the instance's stream, committed or waiting for its commit. One in a body
-        // logged by an older router is not passed on.
-        envelope.headers[Envelope.emptyStateHeader] = nil
-        if unpinned && request.attempt == 1 && instanceStateIsEmpty(service: service, key: request.key) {
-            envelope.headers[Envelope.emptyStateHeader] = "1"
-        }
-        return envelope
+        envelope.headers[Self.timeHeader] = time
+        envelope.headers[Envelope.emptyStateHeader] = empty ? "1" : nil
+        return try? envelope.encoded()
     }
 
     /// A client's body without `state.empty`, which only the router sets: the log holds none.

@@ -518,8 +518,7 @@ struct BrokerStateMachine {
                 body = Array(body.dropFirst())
             }
             if worker.native {
-                let envelope = dispatchedEnvelope(request, body: body, service: name, unpinned: unpinned)
-                if let encoded = try? envelope.encoded() {
+                if let encoded = dispatchedEnvelope(request, body: body, service: name, unpinned: unpinned) {
                     body = request.native ? [encoded] + body.dropFirst() : [encoded] + body
                 }
             }

@@ -162,6 +162,101 @@ public struct Envelope: Sendable, Hashable {
         }
     }
 
+    /// `frame` with its run id, attempt and some headers replaced, written in one pass without
+    /// making strings or a dictionary of it: the router rewrites an envelope per dispatch.
+    ///
+    /// - Parameter changes: headers to set (a nil value removes one), in increasing key order.
+    /// - Returns: nil when `frame` is truncated, or its header keys are not ASCII in strictly
+    ///   increasing order (as ``encoded(omitting:)`` writes them); decode and encode it then. The
+    ///   frame's text is not checked as UTF-8 again: it was decoded before.
+    public static func rewriting(_ frame: [UInt8], runID: String? = nil, attempt: UInt32? = nil,
+                                 headers changes: [(key: String, value: String?)]) -> [UInt8]? {
+        frame.withUnsafeBytes { raw -> [UInt8]? in
+            guard raw.count >= magic.count + 3 + 12 + 2, raw.starts(with: magic) else { return nil }
+            var index = magic.count
+            func short() -> Range<Int>? {
+                guard index < raw.count else { return nil }
+                let start = index + 1, end = start + Int(raw[index])
+                guard end <= raw.count else { return nil }
+                index = end
+                return start..<end
+            }
+            guard let message = short(), let run = short(), let causation = short(),
+                  raw.count - index >= 14 else { return nil }
+            let fixed = index..<index + 12
+            index += 12
+            let count = Int(raw[index]) | Int(raw[index + 1]) << 8
+            index += 2
+            var headers: [(key: Range<Int>, value: Range<Int>)] = []
+            headers.reserveCapacity(count)
+            for _ in 0..<count {
+                guard let key = short(), raw.count - index >= 2 else { return nil }
+                let length = Int(raw[index]) | Int(raw[index + 1]) << 8
+                let value = index + 2..<index + 2 + length
+                guard value.upperBound <= raw.count, !raw[key].contains(where: { $0 >= 0x80 }) else { return nil }
+                if let last = headers.last, !raw[last.key].lexicographicallyPrecedes(raw[key]) { return nil }
+                headers.append((key, value))
+                index = value.upperBound
+            }
+            guard index == raw.count else { return nil }
+
+            var out: [UInt8] = []
+            out.reserveCapacity(raw.count + (runID?.utf8.count ?? 0) + changes.reduce(0) {
+                $0 + 3 + $1.key.utf8.count + ($1.value?.utf8.count ?? 0)
+            })
+            out.append(contentsOf: raw[..<message.upperBound])
+            if let runID {
+                guard runID.utf8.count <= 255 else { return nil }
+                appendShort(runID, to: &out)
+            } else {
+                out.append(contentsOf: raw[run.lowerBound - 1..<run.upperBound])
+            }
+            out.append(contentsOf: raw[causation.lowerBound - 1..<causation.upperBound])
+            if let attempt {
+                appendInteger(attempt, to: &out)
+                out.append(contentsOf: raw[fixed.lowerBound + 4..<fixed.upperBound])
+            } else {
+                out.append(contentsOf: raw[fixed])
+            }
+            let countAt = out.count
+            out.append(contentsOf: [0, 0])
+            var written = 0
+            var next = 0
+            func copyExisting(_ header: (key: Range<Int>, value: Range<Int>)) {
+                out.append(contentsOf: raw[header.key.lowerBound - 1..<header.value.upperBound])
+                written += 1
+            }
+            for change in changes {
+                var key = change.key
+                // Existing headers before the changed key are copied; one with the key is replaced.
+                let replaces = key.withUTF8 { wanted -> Bool in
+                    while next < headers.count {
+                        let existing = raw[headers[next].key]
+                        if existing.elementsEqual(wanted) { return true }
+                        guard existing.lexicographicallyPrecedes(wanted) else { return false }
+                        copyExisting(headers[next])
+                        next += 1
+                    }
+                    return false
+                }
+                if replaces { next += 1 }
+                if let value = change.value {
+                    guard key.utf8.count <= 255, value.utf8.count <= Int(UInt16.max) else { return nil }
+                    appendHeader(key, value, to: &out)
+                    written += 1
+                }
+            }
+            while next < headers.count {
+                copyExisting(headers[next])
+                next += 1
+            }
+            guard written <= Int(UInt16.max) else { return nil }
+            out[countAt] = UInt8(truncatingIfNeeded: written)
+            out[countAt + 1] = UInt8(truncatingIfNeeded: written >> 8)
+            return out
+        }
+    }
+
     /// Lengths were checked by the caller.
     private static func appendShort(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(truncatingIfNeeded: value.utf8.count))

@@ -109,6 +109,49 @@ import Testing
         #expect(try Envelope(decoding: envelope.encoded(omitting: "emit")) == without)
     }
 
+    @Test(arguments: [[:], ["emit": "2"], ["a": "1", "state.empty": "1", "time": "9", "zz": "z"], ["key": "k"],
+                      ["time": "1", "status": "\u{E9}t\u{E9}"], ["state.empty": "1"], ["zz": String(repeating: "v", count: 300)]])
+    func rewritingAFrameGivesWhatDecodingChangingAndEncodingGive(headers: [String: String]) throws {
+        let envelope = Envelope(messageID: "m-1", runID: "run-1", causationID: "c", attempt: 3, deadline: -7,
+                                headers: headers)
+        let frame = try envelope.encoded()
+        let changes: [[(key: String, value: String?)]] = [
+            [], [("emit", nil)], [("state.empty", nil), ("time", "123")], [("state.empty", "1"), ("time", "4")],
+            [("a", "x"), ("zz", nil)], [("0", "first"), ("~", "last")],
+        ]
+        for change in changes {
+            for (runID, attempt) in [(String?.none, UInt32?.none), ("run-\u{E9}-longer", 9)] {
+                var expected = envelope
+                if let runID { expected.runID = runID }
+                if let attempt { expected.attempt = attempt }
+                for (key, value) in change { expected.headers[key] = value }
+                let rewritten = try #require(Envelope.rewriting(frame, runID: runID, attempt: attempt, headers: change))
+                #expect(rewritten == (try expected.encoded()), "\(headers) \(change)")
+            }
+        }
+        // Frames it does not take: truncated, trailing bytes, or headers out of order.
+        for length in 0..<frame.count {
+            #expect(Envelope.rewriting(Array(frame.prefix(length)), headers: []) == nil)
+        }
+        #expect(Envelope.rewriting(frame + [0], headers: []) == nil)
+    }
+
+    @Test func rewritingLeavesFramesWithUnorderedOrNonASCIIKeysToTheDecoder() throws {
+        func frame(_ headers: [(String, String)]) -> [UInt8] {
+            var out = Envelope.magic + [1, 0x6D, 0, 0] + [1, 0, 0, 0] + [UInt8](repeating: 0, count: 8)
+            out += [UInt8(headers.count), 0]
+            for (key, value) in headers {
+                out += [UInt8(key.utf8.count)] + Array(key.utf8) + [UInt8(value.utf8.count), 0] + Array(value.utf8)
+            }
+            return out
+        }
+        #expect(try Envelope(decoding: frame([("b", "1"), ("a", "2")])).headers == ["a": "2", "b": "1"])
+        #expect(Envelope.rewriting(frame([("b", "1"), ("a", "2")]), headers: []) == nil)
+        #expect(Envelope.rewriting(frame([("a", "1"), ("a", "2")]), headers: []) == nil)
+        #expect(Envelope.rewriting(frame([("\u{E9}", "1")]), headers: []) == nil)
+        #expect(Envelope.rewriting(frame([("a", "1"), ("b", "2")]), headers: []) == frame([("a", "1"), ("b", "2")]))
+    }
+
     @Test(arguments: [[:], ["status": "error"], ["emit": "1", "status": "ok", "time": "5"], ["key": "k"],
                       ["status": "\u{E9}t\u{E9}", "zz": String(repeating: "v", count: 300)]])
     func oneHeaderIsReadAsTheDecodedHeadersHoldIt(headers: [String: String]) throws {
