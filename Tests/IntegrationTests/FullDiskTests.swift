@@ -10,18 +10,55 @@ import TestSupport
 @Suite(.serialized) struct FullDiskTests {
     static let switchboard = productsDirectory.appendingPathComponent("switchboard")
 
-    /// `switchboard` with `arguments`, its files limited to `kilobytes` KiB.
-    static func limited(_ kilobytes: Int, _ arguments: [String]) throws -> ChildProcess {
+    /// `executable` with `arguments`, its files limited to `kilobytes` KiB (`ulimit -f` counts
+    /// 512-byte blocks in a POSIX shell).
+    static func limited(_ kilobytes: Int, _ executable: String, _ arguments: [String]) throws -> ChildProcess {
         try ChildProcess(URL(fileURLWithPath: "/bin/sh"),
-                         ["-c", "ulimit -f \(kilobytes) && trap '' XFSZ && exec \"$0\" \"$@\"", switchboard.path]
+                         ["-c", "ulimit -f \(kilobytes * 2) && trap '' XFSZ && exec \"$0\" \"$@\"", executable]
                             + arguments)
+    }
+
+    @Test func anAppendOutOfRoomFailsWholeSaysWhyAndTheLogGoesOnOnceThereIsRoom() throws {
+        try withTemporaryDirectory { dir in
+            let appender = productsDirectory.appendingPathComponent("LogAppender").path
+            // Batches of 50 events of 1 KiB: a few fill 1 MiB.
+            let limited = try Self.limited(1024, appender, [dir, "50", "100000", String(64 << 20), "1024"])
+            #expect(limited.waitForExit(timeout: 60))
+            #expect(limited.exitStatus == 1)
+            let output = limited.standardOutput
+            #expect(output.contains("error: storage error: mdb_txn_commit"), "\(output)")
+            #expect(output.contains("reached this process's file-size limit of 1048576 bytes"), "\(output)")
+            let acknowledged = output.split(separator: "\n").compactMap { line -> UInt64? in
+                let parts = line.split(separator: " ")
+                return parts.count == 3 && parts[0] == "ack" ? UInt64(parts[2]) : nil
+            }.last ?? 0
+            #expect(acknowledged > 0, "nothing was appended before the limit")
+            do {
+                // Every acknowledged event is there, and nothing of the failed batch.
+                let log = try EventLog.openReadOnly(at: dir)
+                #expect(try log.tail() == acknowledged)
+                #expect(try log.verify().isSound)
+            }
+            // With room again, the same log takes more, after what it had.
+            let more = try ChildProcess(URL(fileURLWithPath: appender), [dir, "50", "100", String(64 << 20), "1024"])
+            #expect(more.waitForExit(timeout: 60))
+            #expect(more.exitStatus == 0, "\(more.standardOutput)")
+            let log = try EventLog.openReadOnly(at: dir)
+            #expect(try log.tail() == acknowledged + 100)
+            #expect(try log.verify().isSound)
+            try log.forEachEvent { event in
+                #expect(event.payload == appenderPayload(at: event.position, size: 1024))
+                return true
+            }
+        }
     }
 
     @Test func aRouterOutOfRoomStopsWithAClearErrorAndARestartCompletesEveryRunOnce() throws {
         try withTemporaryDirectory { dir in
             let data = dir + "/log"
-            let router = try Self.limited(2048, ["router", "--data", data, "--bind", "tcp://127.0.0.1:*",
-                                                 "--heartbeat", "200"])
+            let router = try Self.limited(2048, Self.switchboard.path, [
+                "router", "--data", data, "--bind", "tcp://127.0.0.1:*", "--heartbeat", "200",
+            ])
             defer { router.kill() }
             let line = try #require(router.waitForLine { $0.hasPrefix("router listening on ") },
                                     "router did not start: \(router.standardError)")
