@@ -111,8 +111,9 @@ public final class RunClient {
                 try resendOverdue(now: now)
                 now = MonotonicTime.milliseconds()
             }
-            let wait = max(0, min(deadline, nextResendCheck) - now)
-            if let reply = try client.receive(timeout: Int(clamping: wait)) {
+            let until = min(deadline, nextResendCheck)
+            let wait = until == .max ? -1 : Int(clamping: max(0, until - now))
+            if let reply = try client.receive(timeout: wait) {
                 guard reply.command == .final, let result = result(from: reply.body) else { continue }
                 return result
             }
@@ -126,7 +127,8 @@ public final class RunClient {
         for (messageID, run) in open {
             guard let repeated = run.repeated else { continue }
             if run.resendAt <= now {
-                try client.send(service: run.service, body: repeated)
+                // A full queue means the router is away: the copy already waiting for it will do.
+                _ = try client.send(service: run.service, body: repeated, wait: false)
                 let interval = min(run.interval * 2, 60_000)
                 open[messageID]?.interval = interval
                 open[messageID]?.resendAt = now + interval

@@ -11,9 +11,11 @@ public final class MDPClient {
         self.framing = framing
     }
 
-    /// Sends a REQUEST.
-    public func send(service: String, body: [[UInt8]]) throws {
-        try socket.send(MDPCodec.clientRequest(service: service, body: body, framing: framing))
+    /// Sends a REQUEST; without `wait`, returns false instead of waiting when ZeroMQ's queue
+    /// towards the router is full (the router is away and many messages wait for it).
+    @discardableResult
+    public func send(service: String, body: [[UInt8]], wait: Bool = true) throws -> Bool {
+        try socket.send(MDPCodec.clientRequest(service: service, body: body, framing: framing), wait: wait)
     }
 
     /// The next PARTIAL or FINAL, or nil after `timeout` milliseconds (-1: wait forever).

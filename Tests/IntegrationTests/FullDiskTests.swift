@@ -53,14 +53,16 @@ import TestSupport
         }
     }
 
-    @Test func aRouterOutOfRoomStopsWithAClearErrorAndARestartCompletesEveryRunOnce() throws {
-        try withTemporaryDirectory { dir in
+    // Waits on threads of their own: a test that blocks one of the two cooperative threads for
+    // seconds starves the other tests' tasks.
+    @Test func aRouterOutOfRoomStopsWithAClearErrorAndARestartCompletesEveryRunOnce() async throws {
+        try await withTemporaryDirectory { dir in
             let data = dir + "/log"
             let router = try Self.limited(2048, Self.switchboard.path, [
                 "router", "--data", data, "--bind", "tcp://127.0.0.1:*", "--heartbeat", "200",
             ])
             defer { router.kill() }
-            let line = try #require(router.waitForLine { $0.hasPrefix("router listening on ") },
+            let line = try #require(try await onThread { router.waitForLine { $0.hasPrefix("router listening on ") } },
                                     "router did not start: \(router.standardError)")
             let endpoint = String(line.dropFirst("router listening on ".count))
             let host = try ChildProcess(Self.switchboard, ["agent", "--router", endpoint, "--agents",
@@ -75,7 +77,7 @@ import TestSupport
             defer { client.kill() }
 
             // The commit that finds no room stops the router, and it says why.
-            #expect(router.waitForExit(timeout: 90), "the router never ran out of room")
+            #expect(try await onThread { router.waitForExit(timeout: 90) }, "the router never ran out of room")
             #expect(router.exitStatus == 1)
             let error = router.standardError
             #expect(error.contains("storage error: mdb_txn_commit"), "\(error)")
@@ -95,17 +97,17 @@ import TestSupport
                 "run", "pipeline", "--router", endpoint, "--input", #"{"task":"later"}"#, "--timeout", "120",
             ])
             defer { single.kill() }
-            usleep(6_000_000)
+            try await Task.sleep(for: .seconds(6))
 
             // Room again: a router on the same data and port, no limit. The client asks again for
             // the runs the first router never committed; the host asks again for its open asks.
-            let restarted = try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200)
+            let restarted = try await onThread { try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200) }
             defer { restarted.process.kill() }
-            #expect(client.waitForExit(timeout: 150), "the client did not finish")
+            #expect(try await onThread { client.waitForExit(timeout: 150) }, "the client did not finish")
             #expect(client.exitStatus == 0, "\(client.standardOutput)\(client.standardError)")
             #expect(client.standardOutput.contains("\(runs) runs in"), "\(client.standardOutput)")
             #expect(client.standardOutput.contains(", 0 failed"), "\(client.standardOutput)")
-            #expect(single.waitForExit(timeout: 60), "the single run did not finish")
+            #expect(try await onThread { single.waitForExit(timeout: 60) }, "the single run did not finish")
             #expect(single.exitStatus == 0, "\(single.standardOutput)\(single.standardError)")
             #expect(single.standardOutput.contains(#"result: {"input":{"task":"later"}"#), "\(single.standardOutput)")
             #expect(single.standardError.contains("is not answering; waiting for it"), "\(single.standardError)")

@@ -148,7 +148,35 @@ struct TypeCountProjection: Projection {
             #expect(try log.runStatus("again")?.state == .running)
             try log.append(failure("again", #"{"error":"expired","run":"failed"}"#))
             #expect(try log.runStatus("again")?.state == .failed)
+
+            // An agent's emitted events (they have a stream) of the router's types count nothing.
+            try log.append(received("agent"))
+            try log.append([
+                NewEvent(type: "request.received", runID: "agent", streamID: "agent/x/agent"),
+                NewEvent(type: "request.failed", runID: "agent", streamID: "agent/x/agent",
+                         payload: Array(#"{"run":"failed"}"#.utf8)),
+            ])
+            #expect(try log.runStatus("agent")?.state == .running)
+            #expect(try log.runStatus("agent")?.openRequests == 1)
+            try log.append(reply("agent", ends: "completed"))
+            #expect(try log.runStatus("agent")?.state == .completed)
         }
+    }
+
+    @Test func aRunStatusRowOfValueFormatOneIsRead() throws {
+        // As version 1 of the projection wrote it: no count of open requests.
+        var bytes: [UInt8] = [1, 6] + Array("paused".utf8)
+        for value in [UInt64(3), 9, 4, 100, 200] { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        let row = try #require(RunStatus(runID: "run-1", encoded: bytes))
+        #expect(row.state == .paused && row.openRequests == 0)
+        #expect(row.firstPosition == 3 && row.lastPosition == 9 && row.eventCount == 4)
+        #expect(row.firstTimestamp.nanosecondsSinceEpoch == 100 && row.lastTimestamp.nanosecondsSinceEpoch == 200)
+        #expect(RunStatus(runID: "run-1", encoded: bytes + [0]) == nil)
+        // Format 2 round-trips, its count included.
+        var current = row
+        current.openRequests = 7
+        #expect(RunStatus(runID: "run-1", encoded: current.encoded()) == current)
+        #expect(RunStatus(runID: "run-1", encoded: Array(current.encoded().dropLast())) == nil)
     }
 
     @Test func aNewProjectionOrVersionIsCaughtUpOnOpen() throws {

@@ -81,7 +81,10 @@ final class Environment: @unchecked Sendable {
         let code = mdb_env_sync(handle, 1)
         guard code != MDB_SUCCESS else { return }
         var error = LMDBError(returnCode: code, operation: "mdb_env_sync")
-        if StorageRoom.mayExplain(code) { error.explanation = StorageRoom.shortage(directory: path) }
+        if StorageRoom.mayExplain(code) {
+            error.explanation = StorageRoom.shortage(
+                directory: path, outcome: "commits made since the last sync may not be on disk yet")
+        }
         throw error
     }
 

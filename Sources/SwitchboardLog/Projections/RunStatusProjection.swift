@@ -71,7 +71,7 @@ public struct RunStatus: Sendable, Hashable {
     init(first event: borrowing RecordedEvent) {
         runID = event.runID
         state = RunState.after(eventType: event.type) ?? .running
-        if event.type == "request.received" && event.causationID.isEmpty { openRequests = 1 }
+        if event.type == "request.received" && event.causationID.isEmpty && event.streamID.isEmpty { openRequests = 1 }
         firstPosition = event.position
         lastPosition = event.position
         eventCount = 1
@@ -87,6 +87,8 @@ public struct RunStatus: Sendable, Hashable {
             case .running: if event.type == "run.started" ? !state.isFinal : state == .paused { state = next }
             default: state = next
             }
+        } else if !event.streamID.isEmpty {
+            // An agent's emitted event, whatever its type: only the router's events count requests.
         } else if event.type == "request.received" && event.causationID.isEmpty {
             openRequests += 1
             // A client's new request into a run that had ended: it runs again until answered.

@@ -16,14 +16,16 @@ enum StorageRoom {
     }
 
     /// Says so when the file system holding `directory` is (nearly) full, or the log's data file
-    /// is at this process's file-size limit; nil when neither holds.
-    static func shortage(directory: String) -> String? {
+    /// is at this process's file-size limit; nil when neither holds. `outcome` says what became
+    /// of the data (a failed commit wrote nothing; a failed sync leaves commits not yet on disk).
+    static func shortage(directory: String,
+                         outcome: String = "nothing of this write was committed") -> String? {
         var fs = statvfs()
         if statvfs(directory, &fs) == 0 {
             let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
             if free < margin {
-                return "the file system holding \(directory) is full (\(free) bytes free); nothing of this "
-                    + "write was committed: free some space and try again"
+                return "the file system holding \(directory) is full (\(free) bytes free); \(outcome): "
+                    + "free some space and try again"
             }
         }
         var limit = rlimit()
@@ -31,7 +33,7 @@ enum StorageRoom {
             var info = stat()
             if stat(directory + "/data.mdb", &info) == 0, UInt64(info.st_size) + margin > UInt64(limit.rlim_cur) {
                 return "data.mdb (\(info.st_size) bytes) reached this process's file-size limit of "
-                    + "\(limit.rlim_cur) bytes (ulimit -f); nothing of this write was committed"
+                    + "\(limit.rlim_cur) bytes (ulimit -f); \(outcome)"
             }
         }
         return nil
