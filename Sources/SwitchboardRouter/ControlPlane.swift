@@ -387,7 +387,11 @@ extension BrokerStateMachine {
             }
             if let lookup = control.runState {
                 guard let state = lookup(run) else { return failure("not_found", "no run \(run) in the log") }
-                if ["completed", "failed"].contains(state) || (state == "cancelled" && command.op != "cancel") {
+                // A run paused here whose requests were all answered meanwhile is completed in the
+                // log, but this router still holds what comes for it: resuming lets that through.
+                let releasesHold = command.op == "resume" && control.modes[run] == .paused
+                if (["completed", "failed"].contains(state) && !releasesHold)
+                    || (state == "cancelled" && command.op != "cancel") {
                     return failure("conflict", "run \(run) is \(state)")
                 }
             }

@@ -328,6 +328,21 @@ import Testing
         #expect(machine.control.held["run-p"]?.map(\.client) == [Array("c2".utf8)])
     }
 
+    @Test mutating func aPausedRunThatCompletedMeanwhileCanBeResumedButNotPausedAgain() throws {
+        machine.control.runState = { _ in "completed" }
+        machine.control.modes["run-p"] = .paused
+        func command(_ op: String) throws -> String {
+            let output = send("op", MDPCodec.clientRequest(service: "sb.control", body: [
+                Array(#"{"op":"\#(op)","run":"run-p"}"#.utf8),
+            ]))
+            return String(decoding: try MDPCodec.decodeClientReply(sentTo(output, "op")[0]).body.last ?? [], as: UTF8.self)
+        }
+        #expect(try command("pause").contains("conflict"))
+        #expect(try command("resume").contains(#""ok":true"#))
+        #expect(machine.control.modes["run-p"] == nil)
+        #expect(try command("resume").contains("conflict"))
+    }
+
     @Test mutating func plainWorkersSeePlainBodiesAndNativeClientsStillGetEnvelopes() throws {
         _ = send("w1", MDPCodec.workerReady(service: "echo"))
         let envelope = try Envelope(messageID: "n-1", runID: "run-n").encoded()
