@@ -246,7 +246,9 @@ struct BrokerStateMachine {
         } else {
             sequence += 1
             messageID = "\(idPrefix)\(sequence)"
-            runID = "run-\(messageID)"
+            // A plain service query is the protocol's, not work: it belongs to no run, so that
+            // clients polling for a worker do not fill the run list.
+            runID = service.hasPrefix("mmi.") ? "" : "run-\(messageID)"
         }
         let size = body.reduce(0) { $0 + $1.count }
         // Frames count too: each costs bytes in the logged event, and the log caps a payload.

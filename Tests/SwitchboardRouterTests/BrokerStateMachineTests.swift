@@ -224,6 +224,11 @@ import Testing
         }
         let unknown = send("c", MDPCodec.clientRequest(service: "mmi.nothing", body: []))
         #expect(try MDPCodec.decodeClientReply(sentTo(unknown, "c")[0]).body == [Array("501".utf8)])
+        // Logged, but in no run: polling for a worker adds nothing to the run list.
+        #expect(unknown.events.map(\.type) == ["request.received", "reply.final"])
+        #expect(unknown.events.allSatisfy { $0.runID.isEmpty })
+        // A plain request to a service does start a run.
+        #expect(send("c", request("x")).events.first?.runID.hasPrefix("run-m1.") == true)
     }
 
     @Test mutating func nativeWorkersTakeSeveralRequestsAndCorrelateByMessageID() throws {
