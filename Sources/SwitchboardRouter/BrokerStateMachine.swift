@@ -294,7 +294,8 @@ struct BrokerStateMachine {
         services[request.service] = service
     }
 
-    /// A request already queued or in flight under `messageID` gets the new client address.
+    /// A request under way as `messageID` (queued, in flight, or held by the control plane) gets
+    /// the new client address.
     private mutating func reattach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
         // The search below runs only for an id asked again, not for every new request.
         guard openNative.contains(Prehashed(messageID)) else { return false }
