@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+import SwitchboardWire
+import Testing
+import TestSupport
+
+@testable import Switchboard
+
+/// A router that restarted knows none of a host's workers and answers their next message with
+/// DISCONNECT; what it had not committed (an ask, say) is gone. Played on a real ROUTER socket.
+@Suite struct HostDisconnectTests {
+    @Test func aHostToldToDisconnectRegistersAgainAndAsksItsOpenAsksAgain() async throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://host-disconnect-\(UInt64.random(in: 0...UInt64.max))"
+        let script = Task {
+            try await onThread { () -> (first: String, again: String, final: String) in
+                let socket = try ZMQSocket(context, type: .router)
+                try socket.bind(endpoint)
+                return try Self.play(FreshStateHostTests.Script(socket))
+            }
+        }
+        // Heartbeats a minute apart: only the DISCONNECT can make the host register again.
+        let host = try AgentHost(types: [AgentType(EmitAndAsk.self)],
+                                 configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000), context: context)
+        let serving = Task { await host.run() }
+        let seen = try await script.value
+        #expect(seen.again == seen.first, "the ask asked again is not the same ask")
+        #expect(seen.final == #"{"total":1}"#)
+        #expect(host.registrations == 2)
+        await host.shutdown()
+        await serving.value
+    }
+
+    private static func play(_ script: FreshStateHostTests.Script) throws -> (first: String, again: String, final: String) {
+        let (worker, ready) = try script.next()
+        guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
+        script.worker = worker
+        try script.dispatch("m0", key: "j")
+        let ask = try script.nextAsk()
+        // The ask is lost with the router: a new one says DISCONNECT to the worker.
+        _ = try script.socket.send([worker] + MDPCodec.workerSignal(.disconnect, framing: .plain))
+        var registered = false
+        var again: FreshStateHostTests.Script.Ask?
+        while !registered || again == nil {
+            let (sender, message) = try script.next()
+            switch message {
+            case .workerReady("emit-and-ask", _):
+                registered = true
+                script.worker = sender
+            case .clientRequest(let service, let body):
+                again = (sender, service, try Envelope(decoding: body.first ?? []))
+            case .workerHeartbeat:
+                continue
+            default:
+                throw TestFailure("unexpected \(message)")
+            }
+        }
+        guard let again else { throw TestFailure("the ask was not asked again") }
+        try script.answer(again, [Array("{}".utf8)])
+        let final = try script.nextFinal()
+        guard final.causation == "m0" else { throw TestFailure("no reply to m0") }
+        return (ask.envelope.messageID, again.envelope.messageID, String(decoding: final.body.first ?? [], as: UTF8.self))
+    }
+}
