@@ -114,30 +114,7 @@ import TestSupport
             restarted.process.kill()
 
             let log = try EventLog.openReadOnly(at: data)
-            #expect(try log.verify().isSound)
-            let events = try log.events()
-            // Each run was started once, answered once, and its counter added to once.
-            let starts = events.filter { $0.type == "request.received" && $0.messageID.hasSuffix("/start") }
-            #expect(starts.count == runs + 1)
-            #expect(Set(starts.map(\.runID)).count == runs + 1)
-            var answers: [String: Int] = [:]
-            var additions: [String: Int] = [:]
-            for event in events {
-                if event.type == "reply.final" && event.messageID.hasSuffix("/start/final") {
-                    answers[event.runID, default: 0] += 1
-                } else if event.type == "counter.added" {
-                    additions[event.runID, default: 0] += 1
-                }
-            }
-            #expect(starts.allSatisfy { answers[$0.runID] == 1 }, "a run was answered twice or never")
-            #expect(starts.allSatisfy { additions[$0.runID] == 1 }, "a counter ask was handled twice or never")
-            // No answer went to another request: each event's ids are of its own run, and each
-            // pipeline stream holds its three steps once.
-            let strays = events.filter { $0.messageID.hasPrefix("run-") && !$0.messageID.hasPrefix($0.runID) }
-            #expect(strays.isEmpty, "\(strays.prefix(3).map { "\($0.position) \($0.type) \($0.runID) \($0.messageID)" })")
-            for start in starts {
-                #expect(try log.streamVersion("agent/pipeline/\(start.runID)") == 3, "\(start.runID)")
-            }
+            try expectEachPipelineRunOnce(in: log, runs: runs + 1)
             #expect(try log.runs().filter { $0.state == .completed }.count >= runs + 1)
         }
     }
