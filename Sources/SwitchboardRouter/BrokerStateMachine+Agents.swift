@@ -20,6 +20,12 @@ extension BrokerStateMachine {
         return true
     }
 
+    /// Whether a worker's reply says it failed: its envelope's `status` is `error`.
+    static func isError(_ body: [[UInt8]]) -> Bool {
+        guard let first = body.first, Envelope.isEnvelope(first) else { return false }
+        return (try? Envelope.header("status", decoding: first)) == "error"
+    }
+
     /// Splits the emitted events off a native body: the body as it is forwarded (its envelope
     /// without the count) and the events to log. Nil when they are malformed, or would not be
     /// accepted by the log: a bad event must be refused here, not fail a commit.

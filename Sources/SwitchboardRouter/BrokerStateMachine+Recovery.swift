@@ -70,11 +70,12 @@ extension BrokerStateMachine {
     /// A recovered request goes back where it waited: its approval, its timer, its paused run.
     mutating func admitRecovered(_ request: Request, now: Now, into output: inout Output) {
         control.remember(request.messageID, service: request.service)
-        if request.native { openNative.insert(Prehashed(request.messageID)) }
         let id = Self.approvalID(request.messageID)
         if let record = control.recovered.removeValue(forKey: id) {
             switch record.status {
             case "pending":
+                // Open like a request that `admit` parks: asked again, it is attached, not logged anew.
+                if request.native { openNative.insert(Prehashed(request.messageID)) }
                 control.parked[id] = ControlState.Parked(record: record, request: request)
                 return
             case "approved":

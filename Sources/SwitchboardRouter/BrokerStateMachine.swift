@@ -310,21 +310,7 @@ struct BrokerStateMachine {
             return true
         }
         // Held by the control plane: asked again, it must not be logged and parked a second time.
-        for (id, parked) in control.parked where parked.request.messageID == messageID {
-            control.parked[id]?.request.attach(client, framing: framing)
-            return true
-        }
-        for index in control.timers.indices where control.timers[index].request.messageID == messageID {
-            control.timers[index].request.attach(client, framing: framing)
-            return true
-        }
-        for (run, requests) in control.held {
-            if let index = requests.firstIndex(where: { $0.messageID == messageID }) {
-                control.held[run]?[index].attach(client, framing: framing)
-                return true
-            }
-        }
-        return false
+        return control.attach(messageID, to: client, framing: framing)
     }
 
     private mutating func answerMMI(_ request: Request, now: Now, into output: inout Output) {
@@ -587,12 +573,6 @@ struct BrokerStateMachine {
         reject(request.replyAddress, service: request.service, framing: request.clientFraming, native: request.native,
                messageID: request.messageID, runID: request.runID, code: code, message: message, now: now,
                into: &output, log: true, endsRun: request.causationID.isEmpty)
-    }
-
-    /// Whether a worker's reply says it failed: its envelope's `status` is `error`.
-    static func isError(_ body: [[UInt8]]) -> Bool {
-        guard let first = body.first, Envelope.isEnvelope(first) else { return false }
-        return (try? Envelope.header("status", decoding: first)) == "error"
     }
 
     /// Answers a request with an error FINAL: `{"error": code, "message": …}`, behind an envelope

@@ -88,6 +88,26 @@ struct ControlState {
 
     static let servicesRemembered = 200_000
 
+    /// A request parked, waiting on a timer or held for a paused run as `messageID` gets the new
+    /// client address; false when none is.
+    mutating func attach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
+        for (id, waiting) in parked where waiting.request.messageID == messageID {
+            parked[id]?.request.attach(client, framing: framing)
+            return true
+        }
+        for index in timers.indices where timers[index].request.messageID == messageID {
+            timers[index].request.attach(client, framing: framing)
+            return true
+        }
+        for (run, requests) in held {
+            if let index = requests.firstIndex(where: { $0.messageID == messageID }) {
+                held[run]?[index].attach(client, framing: framing)
+                return true
+            }
+        }
+        return false
+    }
+
     /// Only a policy asks who sent a request: without one, the router keeps nothing per request.
     mutating func remember(_ messageID: String, service: String) {
         guard policy != nil, serviceOf.updateValue(service, forKey: messageID) == nil else { return }

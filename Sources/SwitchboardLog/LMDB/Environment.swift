@@ -80,12 +80,8 @@ final class Environment: @unchecked Sendable {
     func sync() throws {
         let code = mdb_env_sync(handle, 1)
         guard code != MDB_SUCCESS else { return }
-        var error = LMDBError(returnCode: code, operation: "mdb_env_sync")
-        if StorageRoom.mayExplain(code) {
-            error.explanation = StorageRoom.shortage(
-                directory: path, outcome: "commits made since the last sync may not be on disk yet")
-        }
-        throw error
+        throw StorageRoom.explaining(LMDBError(returnCode: code, operation: "mdb_env_sync"), directory: path,
+                                     outcome: "commits made since the last sync may not be on disk yet")
     }
 
     /// Opens (or, in a writable environment, creates) named databases, each with its flags.
@@ -154,9 +150,8 @@ final class Environment: @unchecked Sendable {
                 }
             } catch let error as LMDBError where error.isMapFull {
                 try grow(from: sizeBefore)
-            } catch var error as LMDBError where StorageRoom.mayExplain(error.returnCode) {
-                error.explanation = StorageRoom.shortage(directory: path)
-                throw error
+            } catch let error as LMDBError {
+                throw StorageRoom.explaining(error, directory: path)
             }
         }
     }

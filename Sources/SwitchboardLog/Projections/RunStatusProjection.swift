@@ -28,6 +28,12 @@ public struct RunState: RawRepresentable, Sendable, Hashable, CustomStringConver
         }
     }
 
+    /// Whether `event` is the router's record of a request with no causation id (a client's): one
+    /// more the run has open. An agent's emitted event (it has a stream) never is, whatever its type.
+    static func opensRequest(_ event: borrowing RecordedEvent) -> Bool {
+        event.type == "request.received" && event.causationID.isEmpty && event.streamID.isEmpty
+    }
+
     /// How a request with no causation id ended, for runs that log no lifecycle events: the
     /// router's final reply to it carries a `run` field (`completed` or `failed`), and so does its
     /// `request.failed` when it fails it.
@@ -71,7 +77,7 @@ public struct RunStatus: Sendable, Hashable {
     init(first event: borrowing RecordedEvent) {
         runID = event.runID
         state = RunState.after(eventType: event.type) ?? .running
-        if event.type == "request.received" && event.causationID.isEmpty && event.streamID.isEmpty { openRequests = 1 }
+        if RunState.opensRequest(event) { openRequests = 1 }
         firstPosition = event.position
         lastPosition = event.position
         eventCount = 1
@@ -89,7 +95,7 @@ public struct RunStatus: Sendable, Hashable {
             }
         } else if !event.streamID.isEmpty {
             // An agent's emitted event, whatever its type: only the router's events count requests.
-        } else if event.type == "request.received" && event.causationID.isEmpty {
+        } else if RunState.opensRequest(event) {
             openRequests += 1
             // A client's new request into a run that had ended: it runs again until answered.
             if state == .completed || state == .failed { state = .running }

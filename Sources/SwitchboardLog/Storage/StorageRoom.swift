@@ -10,16 +10,20 @@ enum StorageRoom {
     /// one commit writes up to a few megabytes.
     static let margin: UInt64 = 16 << 20
 
-    /// Whether a failure with this `errno` may come from a lack of room.
-    static func mayExplain(_ code: Int32) -> Bool {
-        code == EIO || code == ENOSPC || code == EFBIG || code == EDQUOT
+    /// `error` with the shortage as its explanation, when its `errno` may come from a lack of room.
+    static func explaining(_ error: LMDBError, directory: String,
+                           outcome: String = "nothing of this write was committed") -> LMDBError {
+        let code = error.returnCode
+        guard code == EIO || code == ENOSPC || code == EFBIG || code == EDQUOT else { return error }
+        var explained = error
+        explained.explanation = shortage(directory: directory, outcome: outcome)
+        return explained
     }
 
     /// Says so when the file system holding `directory` is (nearly) full, or the log's data file
     /// is at this process's file-size limit; nil when neither holds. `outcome` says what became
     /// of the data (a failed commit wrote nothing; a failed sync leaves commits not yet on disk).
-    static func shortage(directory: String,
-                         outcome: String = "nothing of this write was committed") -> String? {
+    static func shortage(directory: String, outcome: String) -> String? {
         var fs = statvfs()
         if statvfs(directory, &fs) == 0 {
             let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
