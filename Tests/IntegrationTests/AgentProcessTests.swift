@@ -210,7 +210,7 @@ actor GatedEcho: Agent {
             var handled: [Int] = []
             for host in hosts {
                 kill(host.pid, SIGTERM)
-                #expect(host.waitForExit(timeout: 30))
+                #expect(await host.waitForExit(timeout: 30))
                 let line = host.standardOutput.split(separator: "\n").last { $0.hasPrefix("agent host stopped after ") }
                 handled.append(line.flatMap { Int($0.split(separator: " ")[4]) } ?? -1)
             }
@@ -226,22 +226,25 @@ actor GatedEcho: Agent {
         }
     }
 
-    @Test func runThenReplayAndLockShowWithTheRouterStopped() throws {
-        try withTemporaryDirectory { directory in
+    @Test func runThenReplayAndLockShowWithTheRouterStopped() async throws {
+        try await withTemporaryDirectory { directory in
             let data = directory + "/log"
-            let router = try RouterProcess.start(data: data)
+            let router = try await RouterProcess.start(data: data)
             let agents = try agentProcess(router.endpoint, "echo,counter,pipeline")
-            let client = try RunClient(context: try ZMQContext(), endpoint: router.endpoint)
-            for name in ["pipeline", "echo", "counter"] {
-                try #require(try client.waitForService(name, timeout: 120_000))
+            let endpoint = router.endpoint
+            try await onThread {
+                let client = try RunClient(context: try ZMQContext(), endpoint: endpoint)
+                for name in ["pipeline", "echo", "counter"] {
+                    try #require(try client.waitForService(name, timeout: 120_000))
+                }
             }
-            let run = try runProduct("switchboard", ["run", "pipeline", "--input", #"{"task":"x"}"#,
+            let run = try await runProduct("switchboard", ["run", "pipeline", "--input", #"{"task":"x"}"#,
                                                      "--router", router.endpoint, "--timeout", "30"])
             let lines = run.output.split(separator: "\n").map(String.init)
             let runID = try #require(lines.first?.split(separator: " ").last.map(String.init))
             // A fork that borrows the run up to the counter's answer, then asks the last echo live.
             let until = try #require(lines.first { $0.contains(" reply.final counter ") }?.split(separator: " ").first)
-            let fork = try runProduct("switchboard", ["replay", runID, "--fork", "--until", String(until),
+            let fork = try await runProduct("switchboard", ["replay", runID, "--fork", "--until", String(until),
                                                       "--router", router.endpoint, "--timeout", "30"])
             agents.kill()
             router.process.kill()
@@ -252,23 +255,23 @@ actor GatedEcho: Agent {
             let forkID = try #require(forkLines.dropFirst().first?.split(separator: " ").last.map(String.init))
             #expect(forkLines.contains { $0.contains(" run.forked ") && $0.contains(runID) })
             #expect(forkLines.last == lines.last)
-            let forkReplay = try runProduct("switchboard", ["replay", forkID, "--data", data])
+            let forkReplay = try await runProduct("switchboard", ["replay", forkID, "--data", data])
             #expect(forkReplay.status == 0, "\(forkReplay.output)\(forkReplay.error)")
-            let noRouter = try runProduct("switchboard", ["replay", runID, "--fork"])
+            let noRouter = try await runProduct("switchboard", ["replay", runID, "--fork"])
             #expect(noRouter.status != 0 && noRouter.error.contains("--fork needs --router"))
             #expect(lines.first == "run \(runID)")
             #expect(lines.contains { $0.contains(" pipeline.step ") })
             #expect(lines.last == #"result: {"input":{"task":"x"},"counter":{"total":1},"steps":3}"#)
 
-            let replay = try runProduct("switchboard", ["replay", runID, "--data", data])
+            let replay = try await runProduct("switchboard", ["replay", runID, "--data", data])
             #expect(replay.status == 0, "\(replay.output)\(replay.error)")
             #expect(replay.output.hasPrefix("identical: run \(runID)"))
-            let lock = try runProduct("switchboard", ["lock", "show", runID, "--data", data])
+            let lock = try await runProduct("switchboard", ["lock", "show", runID, "--data", data])
             #expect(lock.status == 0)
             #expect(lock.output.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) }
                     == ["pipeline", "echo", "counter"])
 
-            let missing = try runProduct("switchboard", ["replay", "run-none", "--data", data])
+            let missing = try await runProduct("switchboard", ["replay", "run-none", "--data", data])
             #expect(missing.status == 1)
             #expect(missing.error.contains("no run run-none"))
         }
@@ -301,10 +304,10 @@ actor GatedEcho: Agent {
             #expect(run.status == 0, "\(run.output)\(run.error)")
             let runID = try #require(run.output.split(separator: "\n").first?.split(separator: " ").last.map(String.init))
 
-            let refused = try runProduct("switchboard", ["replay", runID, "--data", data])
+            let refused = try await runProduct("switchboard", ["replay", runID, "--data", data])
             #expect(refused.status == 2, "\(refused.output)")
             #expect(refused.output.contains("DRIFT counter: recorded version 0.9"))
-            let allowed = try runProduct("switchboard", ["replay", runID, "--data", data, "--allow-drift"])
+            let allowed = try await runProduct("switchboard", ["replay", runID, "--data", data, "--allow-drift"])
             #expect(allowed.status == 0, "\(allowed.output)")
             #expect(allowed.output.contains("identical: run \(runID)"))
             try router.stop()
@@ -316,7 +319,7 @@ actor GatedEcho: Agent {
     @Test func agentHostReconnectsAfterARouterRestartAndServesAgain() async throws {
         try await withTemporaryDirectory { directory in
             let data = directory + "/log"
-            var router = try RouterProcess.start(data: data, heartbeat: 100)
+            var router = try await RouterProcess.start(data: data, heartbeat: 100)
             let endpoint = router.endpoint
             let host = try AgentHost(types: BuiltinAgents.all,
                                      configuration: .init(endpoint: endpoint, heartbeatInterval: 100))
@@ -334,7 +337,7 @@ actor GatedEcho: Agent {
                 group.addTask { await host.run() }
                 let before = try await pipelineRun()
                 router.process.kill()
-                router = try RouterProcess.start(data: data, bind: endpoint, heartbeat: 100)
+                router = try await RouterProcess.start(data: data, bind: endpoint, heartbeat: 100)
                 let after = try await pipelineRun()
                 await host.shutdown()
                 try await group.waitForAll()

@@ -6,8 +6,8 @@ import TestSupport
 
 /// A writer process killed with SIGKILL at random moments loses nothing it acknowledged.
 @Suite struct CrashSafetyTests {
-    @Test func killedWritersLoseNoAcknowledgedAppendAndLeaveNoPartialRecord() throws {
-        try withTemporaryDirectory { dir in
+    @Test func killedWritersLoseNoAcknowledgedAppendAndLeaveNoPartialRecord() async throws {
+        try await withTemporaryDirectory { dir in
             var acknowledged: UInt64 = 0
             var kills = 0
             for cycle in 0..<24 {
@@ -17,7 +17,7 @@ import TestSupport
                 let out = Pipe()
                 process.standardOutput = out
                 try process.run()
-                usleep(UInt32.random(in: 30_000...300_000))
+                try await Task.sleep(for: .microseconds(Int.random(in: 30_000...300_000)))
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
                 let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -68,7 +68,7 @@ import TestSupport
             }
             #expect(kills >= 20)
             #expect(acknowledged > 100, "the appender should have committed batches between kills")
-            let cli = try runProduct("switchboard", ["log", "verify", "--data", dir])
+            let cli = try await runProduct("switchboard", ["log", "verify", "--data", dir])
             #expect(cli.status == 0, "\(cli.output)\(cli.error)")
         }
     }

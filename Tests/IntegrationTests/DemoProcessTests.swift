@@ -6,15 +6,10 @@ import TestSupport
 /// `switchboard demo` as a newcomer runs it, then `replay`, `runs`, `show`, `approvals list` and
 /// `workflow render` on what it left.
 @Suite(.serialized) struct DemoProcessTests {
-    /// Blocks on child processes: run it on a thread of its own, never on the test pool.
     func demo(model: String) async throws {
-        try await onThread { try Self.demoBlocking(model: model) }
-    }
-
-    static func demoBlocking(model: String) throws {
-        try withTemporaryDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let data = directory + "/data"
-            let demo = try runProduct("switchboard", ["demo", "--model", model, "--yes", "--data", data])
+            let demo = try await runProduct("switchboard", ["demo", "--model", model, "--yes", "--data", data])
             #expect(demo.status == 0, "demo failed: \(demo.output)\n\(demo.error)")
             // The scripted model always plans a note, which the demo policy sends to a human; a real model may not.
             if model == "scripted" { #expect(demo.output.contains("approval.requested")) }
@@ -24,11 +19,11 @@ import TestSupport
             #expect(demo.output.contains("run.completed"))
             #expect(demo.output.contains("tool.time."))
 
-            let replay = try runProduct("switchboard", ["replay", runID, "--data", data])
+            let replay = try await runProduct("switchboard", ["replay", runID, "--data", data])
             #expect(replay.status == 0 && replay.output.hasPrefix("identical"), "\(replay.output)\(replay.error)")
-            let runs = try runProduct("switchboard", ["runs", "--data", data])
+            let runs = try await runProduct("switchboard", ["runs", "--data", data])
             #expect(runs.output.contains("\(runID)  completed"))
-            let show = try runProduct("switchboard", ["show", runID, "--data", data])
+            let show = try await runProduct("switchboard", ["show", runID, "--data", data])
             #expect(show.status == 0)
             for expected in ["run \(runID): completed", "step.completed", "policy.decided", "lock:", "planner  version 1.0",
                              "usage: "] {
@@ -36,7 +31,7 @@ import TestSupport
             }
             guard model == "scripted" else { return }
             #expect(show.output.contains("approved  policy  executor → tool.notes.write"))
-            let approvals = try runProduct("switchboard", ["approvals", "list", "--data", data, "--all"])
+            let approvals = try await runProduct("switchboard", ["approvals", "list", "--data", data, "--all"])
             #expect(approvals.output.contains("executor → tool.notes.write"))
             #expect(FileManager.default.fileExists(atPath: data + "/notes/time-check.md"))
         }
@@ -49,7 +44,7 @@ import TestSupport
     /// The real local model of scripts/local-llm.sh, which scripts/test.sh starts.
     @Test func localModelDemoRunsAndReplaysIdentical() async throws {
         let port = ProcessInfo.processInfo.environment["SWITCHBOARD_LLM_PORT"] ?? "8077"
-        let probe = try runProduct("switchboard", ["demo", "--help"])
+        let probe = try await runProduct("switchboard", ["demo", "--help"])
         #expect(probe.status == 0 && probe.output.contains("--model"))
         try #require(FileManager.default.fileExists(atPath: "/proc/net/tcp"))
         let listening = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8))?
@@ -58,19 +53,19 @@ import TestSupport
         try await demo(model: "local")
     }
 
-    @Test func workflowRenderAndBadFiles() throws {
-        let render = try runProduct("switchboard", ["workflow", "render", "plan-critic-execute"])
+    @Test func workflowRenderAndBadFiles() async throws {
+        let render = try await runProduct("switchboard", ["workflow", "render", "plan-critic-execute"])
         #expect(render.status == 0 && render.output.hasPrefix("flowchart TD"))
         #expect(render.output.contains("s_plan --> s_review"))
-        try withTemporaryDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let file = directory + "/bad.json"
             try #"{"name": "x", "start": "a", "steps": {"a": {"ask": "echo", "next": "b"}}}"#
                 .write(toFile: file, atomically: true, encoding: .utf8)
-            let bad = try runProduct("switchboard", ["workflow", "validate", file])
+            let bad = try await runProduct("switchboard", ["workflow", "validate", file])
             #expect(bad.status != 0 && bad.error.contains("step a goes to b, which is not a step"))
             let policy = directory + "/policy.json"
             try #"{"rules": [{"service": "x", "decision": "maybe"}]}"#.write(toFile: policy, atomically: true, encoding: .utf8)
-            let refused = try runProduct("switchboard", ["router", "--data", directory + "/d", "--bind", "tcp://127.0.0.1:*",
+            let refused = try await runProduct("switchboard", ["router", "--data", directory + "/d", "--bind", "tcp://127.0.0.1:*",
                                                          "--policy", policy])
             #expect(refused.status != 0 && refused.error.contains("policy file"))
         }

@@ -18,12 +18,12 @@ import TestSupport
                             + arguments)
     }
 
-    @Test func anAppendOutOfRoomFailsWholeSaysWhyAndTheLogGoesOnOnceThereIsRoom() throws {
-        try withTemporaryDirectory { dir in
+    @Test func anAppendOutOfRoomFailsWholeSaysWhyAndTheLogGoesOnOnceThereIsRoom() async throws {
+        try await withTemporaryDirectory { dir in
             let appender = productsDirectory.appendingPathComponent("LogAppender").path
             // Batches of 50 events of 1 KiB: a few fill 1 MiB.
             let limited = try Self.limited(1024, appender, [dir, "50", "100000", String(64 << 20), "1024"])
-            #expect(limited.waitForExit(timeout: 60))
+            #expect(await limited.waitForExit(timeout: 60))
             #expect(limited.exitStatus == 1)
             let output = limited.standardOutput
             #expect(output.contains("error: storage error: mdb_txn_commit"), "\(output)")
@@ -41,7 +41,7 @@ import TestSupport
             }
             // With room again, the same log takes more, after what it had.
             let more = try ChildProcess(URL(fileURLWithPath: appender), [dir, "50", "100", String(64 << 20), "1024"])
-            #expect(more.waitForExit(timeout: 60))
+            #expect(await more.waitForExit(timeout: 60))
             #expect(more.exitStatus == 0, "\(more.standardOutput)")
             let log = try EventLog.openReadOnly(at: dir)
             #expect(try log.tail() == acknowledged + 100)
@@ -53,8 +53,6 @@ import TestSupport
         }
     }
 
-    // Waits on threads of their own: a test that blocks one of the two cooperative threads for
-    // seconds starves the other tests' tasks.
     @Test func aRouterOutOfRoomStopsWithAClearErrorAndARestartCompletesEveryRunOnce() async throws {
         try await withTemporaryDirectory { dir in
             let data = dir + "/log"
@@ -62,7 +60,7 @@ import TestSupport
                 "router", "--data", data, "--bind", "tcp://127.0.0.1:*", "--heartbeat", "200",
             ])
             defer { router.kill() }
-            let line = try #require(try await onThread { router.waitForLine { $0.hasPrefix("router listening on ") } },
+            let line = try #require(await router.waitForLine { $0.hasPrefix("router listening on ") },
                                     "router did not start: \(router.standardError)")
             let endpoint = String(line.dropFirst("router listening on ".count))
             let host = try ChildProcess(Self.switchboard, ["agent", "--router", endpoint, "--agents",
@@ -77,7 +75,7 @@ import TestSupport
             defer { client.kill() }
 
             // The commit that finds no room stops the router, and it says why.
-            #expect(try await onThread { router.waitForExit(timeout: 90) }, "the router never ran out of room")
+            #expect(await router.waitForExit(timeout: 90), "the router never ran out of room")
             #expect(router.exitStatus == 1)
             let error = router.standardError
             #expect(error.contains("storage error: mdb_txn_commit"), "\(error)")
@@ -101,13 +99,13 @@ import TestSupport
 
             // Room again: a router on the same data and port, no limit. The client asks again for
             // the runs the first router never committed; the host asks again for its open asks.
-            let restarted = try await onThread { try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200) }
+            let restarted = try await RouterProcess.start(data: data, bind: endpoint, heartbeat: 200)
             defer { restarted.process.kill() }
-            #expect(try await onThread { client.waitForExit(timeout: 150) }, "the client did not finish")
+            #expect(await client.waitForExit(timeout: 150), "the client did not finish")
             #expect(client.exitStatus == 0, "\(client.standardOutput)\(client.standardError)")
             #expect(client.standardOutput.contains("\(runs) runs in"), "\(client.standardOutput)")
             #expect(client.standardOutput.contains(", 0 failed"), "\(client.standardOutput)")
-            #expect(try await onThread { single.waitForExit(timeout: 60) }, "the single run did not finish")
+            #expect(await single.waitForExit(timeout: 60), "the single run did not finish")
             #expect(single.exitStatus == 0, "\(single.standardOutput)\(single.standardError)")
             #expect(single.standardOutput.contains(#"result: {"input":{"task":"later"}"#), "\(single.standardOutput)")
             #expect(single.standardError.contains("is not answering; waiting for it"), "\(single.standardError)")

@@ -14,11 +14,10 @@ import TestSupport
                                        "--heartbeat", "200"])
     }
 
-    // Waits on threads of their own, off the two cooperative threads.
     @Test func runsCompleteOnceAcrossKillsOfTheRouterTheHostAndBoth() async throws {
         try await withTemporaryDirectory { dir in
             let data = dir + "/log"
-            var router = try await onThread { try RouterProcess.start(data: data, heartbeat: 200) }
+            var router = try await RouterProcess.start(data: data, heartbeat: 200)
             let endpoint = router.endpoint
             var host = try Self.host(endpoint)
             let runs = 1500
@@ -32,11 +31,11 @@ import TestSupport
                 if victim != "host" { router.process.kill() }
                 if victim != "router" { host.kill() }
                 if victim != "host" {
-                    router = try await onThread { try RouterProcess.start(data: data, bind: endpoint, heartbeat: 200) }
+                    router = try await RouterProcess.start(data: data, bind: endpoint, heartbeat: 200)
                 }
                 if victim != "router" { host = try Self.host(endpoint) }
             }
-            #expect(try await onThread { client.waitForExit(timeout: 150) }, "the client did not finish")
+            #expect(await client.waitForExit(timeout: 150), "the client did not finish")
             router.process.kill()
             host.kill()
             #expect(client.exitStatus == 0, "\(client.standardOutput)\(client.standardError)")
@@ -48,7 +47,7 @@ import TestSupport
             let redelivered = try expectEachPipelineRunOnce(in: log, runs: runs)
             // Runs that went through a redelivery replay identical, the router stopped.
             for run in redelivered.sorted().prefix(5) {
-                let replay = try await onThread { try runProduct("switchboard", ["replay", run, "--data", data]) }
+                let replay = try await runProduct("switchboard", ["replay", run, "--data", data])
                 #expect(replay.status == 0, "\(run): \(replay.output)\(replay.error)")
             }
         }

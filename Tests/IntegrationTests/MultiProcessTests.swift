@@ -66,18 +66,18 @@ import TestSupport
         }
     }
 
-    @Test func aSecondWriterProcessIsRefusedWithTheHoldersPid() throws {
-        try withTemporaryDirectory { dir in
+    @Test func aSecondWriterProcessIsRefusedWithTheHoldersPid() async throws {
+        try await withTemporaryDirectory { dir in
             let (writer, _, _) = try startAppender(dir, batch: 1, count: 1_000_000)
             defer {
                 kill(writer.processIdentifier, SIGKILL)
                 writer.waitUntilExit()
             }
-            let result = try runProduct("switchboard", ["log", "append", "--data", dir, "--type", "x"])
+            let result = try await runProduct("switchboard", ["log", "append", "--data", dir, "--type", "x"])
             #expect(result.status == 1)
             #expect(result.error.contains("open for writing by another process (pid \(writer.processIdentifier))"))
             // Readers are welcome meanwhile.
-            let stat = try runProduct("switchboard", ["log", "stat", "--data", dir])
+            let stat = try await runProduct("switchboard", ["log", "stat", "--data", dir])
             #expect(stat.status == 0, "\(stat.error)")
         }
     }

@@ -48,16 +48,16 @@ import TestSupport
         }
     }
 
-    @Test func everyAcceptedRequestIsAnsweredExactlyOnceAcrossARouterCrash() throws {
-        try withTemporaryDirectory { dir in
+    @Test func everyAcceptedRequestIsAnsweredExactlyOnceAcrossARouterCrash() async throws {
+        try await withTemporaryDirectory { dir in
             let data = dir + "/log"
-            var router = try RouterProcess.start(data: data)
+            var router = try await RouterProcess.start(data: data)
             let endpoint = router.endpoint
             let workers = try (0..<2).map { _ in
                 try pythonPeer(["worker", endpoint, "echo", "--heartbeat-ms", "200"])
             }
             defer { workers.forEach { $0.kill() } }
-            for worker in workers { #expect(worker.waitForLine { $0 == "ready" } != nil) }
+            for worker in workers { #expect(await worker.waitForLine { $0 == "ready" } != nil) }
 
             let context = try ZMQContext()
             let clients = try (0..<4).map { try LoadClient(context: context, endpoint: endpoint, name: "client\($0)") }
@@ -70,10 +70,12 @@ import TestSupport
             while clients.contains(where: { $0.index < perClient }) && Date().timeIntervalSince(start) < 90 {
                 if !crashed && clients.reduce(0, { $0 + $1.index }) >= crashAfter {
                     router.process.kill()
-                    router = try RouterProcess.start(data: data, bind: endpoint)
+                    router = try await RouterProcess.start(data: data, bind: endpoint)
                     crashed = true
                 }
-                let readable = try ZMQSocket.poll(clients.map(\.socket), timeout: 50)
+                // Polled without blocking, so the wait holds no cooperative thread.
+                let readable = try ZMQSocket.poll(clients.map(\.socket), timeout: 0)
+                if !readable.contains(true) { try await Task.sleep(for: .milliseconds(2)) }
                 for (client, ready) in zip(clients, readable) where ready {
                     try client.receive(perClient: perClient)
                 }
@@ -86,7 +88,9 @@ import TestSupport
             #expect(clients.allSatisfy { $0.index == perClient }, "clients did not finish")
             let drainUntil = Date().addingTimeInterval(1)
             while Date() < drainUntil {
-                for (client, ready) in zip(clients, try ZMQSocket.poll(clients.map(\.socket), timeout: 50)) where ready {
+                let readable = try ZMQSocket.poll(clients.map(\.socket), timeout: 0)
+                if !readable.contains(true) { try await Task.sleep(for: .milliseconds(2)) }
+                for (client, ready) in zip(clients, readable) where ready {
                     try client.receive(perClient: perClient)
                 }
             }
@@ -117,34 +121,40 @@ import TestSupport
         }
     }
 
-    @Test func anObserverStartingMidStreamSeesTheLogWithoutGapOrDuplicate() throws {
-        try withTemporaryDirectory { dir in
+    @Test func anObserverStartingMidStreamSeesTheLogWithoutGapOrDuplicate() async throws {
+        try await withTemporaryDirectory { dir in
             let data = dir + "/log"
-            let router = try RouterProcess.start(data: data, durability: "buffered")
+            let router = try await RouterProcess.start(data: data, durability: "buffered")
             defer { router.process.kill() }
             let worker = try pythonPeer(["worker", router.endpoint, "echo", "--heartbeat-ms", "200"])
             defer { worker.kill() }
-            #expect(worker.waitForLine { $0 == "ready" } != nil)
+            #expect(await worker.waitForLine { $0 == "ready" } != nil)
             let load = try pythonPeer(["client", router.endpoint, "echo", "tick", "--repeat", "400"])
-            usleep(300_000)
+            try await Task.sleep(for: .milliseconds(300))
 
-            // Start observing from position 1 while traffic flows; stop once the load is done.
-            let context = try ZMQContext()
-            let observer = try EventObserver(context: context, router: router.endpoint, events: router.events, from: 1)
-            var seen: [UInt64: String] = [:]
-            var order: [UInt64] = []
-            let deadline = Date().addingTimeInterval(60)
-            // Stop once the load is over and everything the log holds has been seen.
-            try observer.run(until: {
-                guard !load.isRunning else { return Date() > deadline }
-                let tail = (try? EventLog.openReadOnly(at: data).tail()) ?? 0
-                return observer.next > tail || Date() > deadline
-            }) { position, json in
-                order.append(position)
-                seen[position] = json
-                return true
+            // Start observing from position 1 while traffic flows; stop once the load is done. The
+            // observer blocks on its socket: it runs on a thread of its own.
+            let endpoints = (router: router.endpoint, events: router.events)
+            let (order, seen) = try await onThread { () throws -> ([UInt64], [UInt64: String]) in
+                let context = try ZMQContext()
+                let observer = try EventObserver(context: context, router: endpoints.router, events: endpoints.events,
+                                                 from: 1)
+                var seen: [UInt64: String] = [:]
+                var order: [UInt64] = []
+                let deadline = Date().addingTimeInterval(60)
+                // Stop once the load is over and everything the log holds has been seen.
+                try observer.run(until: {
+                    guard !load.isRunning else { return Date() > deadline }
+                    let tail = (try? EventLog.openReadOnly(at: data).tail()) ?? 0
+                    return observer.next > tail || Date() > deadline
+                }) { position, json in
+                    order.append(position)
+                    seen[position] = json
+                    return true
+                }
+                return (order, seen)
             }
-            #expect(load.waitForExit())
+            #expect(await load.waitForExit())
             #expect(load.exitStatus == 0)
             let logged = try EventLog.openReadOnly(at: data)
             let events = try logged.events()

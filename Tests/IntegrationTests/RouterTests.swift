@@ -11,13 +11,14 @@ struct RouterProcess {
     let endpoint: String
     let events: String
 
+    /// Waits for the router's first line without holding a cooperative thread.
     static func start(data: String, bind: String = "tcp://127.0.0.1:*", events: String = "tcp://127.0.0.1:*",
-                      heartbeat: Int = 200, durability: String = "fsync") throws -> RouterProcess {
+                      heartbeat: Int = 200, durability: String = "fsync") async throws -> RouterProcess {
         let process = try ChildProcess(productsDirectory.appendingPathComponent("switchboard"), [
             "router", "--data", data, "--bind", bind, "--events", events, "--heartbeat", String(heartbeat),
             "--durability", durability,
         ])
-        let line = try #require(process.waitForLine { $0.hasPrefix("router listening on ") },
+        let line = try #require(await process.waitForLine { $0.hasPrefix("router listening on ") },
                                 "router did not start: \(process.standardError)")
         // "router listening on tcp://127.0.0.1:PORT, events on tcp://127.0.0.1:PORT"
         let parts = line.dropFirst("router listening on ".count).components(separatedBy: ", events on ")
@@ -44,9 +45,9 @@ func replies(of client: ChildProcess) -> [(command: String, body: [String])] {
 }
 
 @Suite(.serialized) struct RouterTests {
-    @Test func pythonPeersWrittenFromTheRFCInteroperateInBothFramings() throws {
-        try withTemporaryDirectory { dir in
-            let router = try RouterProcess.start(data: dir)
+    @Test func pythonPeersWrittenFromTheRFCInteroperateInBothFramings() async throws {
+        try await withTemporaryDirectory { dir in
+            let router = try await RouterProcess.start(data: dir)
             defer { router.process.kill() }
             let plain = try pythonPeer(["worker", router.endpoint, "echo", "--partials", "2", "--heartbeat-ms", "200"])
             let delimited = try pythonPeer(["worker", router.endpoint, "echo-d", "--delimited", "--heartbeat-ms", "200",
@@ -55,54 +56,54 @@ func replies(of client: ChildProcess) -> [(command: String, body: [String])] {
                 plain.kill()
                 delimited.kill()
             }
-            #expect(plain.waitForLine { $0 == "ready" } != nil)
-            #expect(delimited.waitForLine { $0 == "ready" } != nil)
+            #expect(await plain.waitForLine { $0 == "ready" } != nil)
+            #expect(await delimited.waitForLine { $0 == "ready" } != nil)
 
             for clientFraming in [[], ["--delimited"]] {
                 let toPlain = try pythonPeer(["client", router.endpoint, "echo", "hello", "second"] + clientFraming)
-                #expect(toPlain.waitForExit(), "client hung")
+                #expect(await toPlain.waitForExit(), "client hung")
                 #expect(toPlain.exitStatus == 0, "\(toPlain.standardError)")
                 #expect(replies(of: toPlain).map(\.command) == ["partial", "partial", "final"])
                 #expect(replies(of: toPlain).last?.body == ["hello", "second"])
                 #expect(replies(of: toPlain).first?.body == ["partial-0:hello", "second"])
 
                 let toDelimited = try pythonPeer(["client", router.endpoint, "echo-d", "x", "--repeat", "3"] + clientFraming)
-                #expect(toDelimited.waitForExit())
+                #expect(await toDelimited.waitForExit())
                 #expect(toDelimited.exitStatus == 0, "\(toDelimited.standardError)")
                 #expect(replies(of: toDelimited).map(\.body) == Array(repeating: ["d:x"], count: 3))
             }
             for (service, status) in [("echo", "200"), ("echo-d", "200"), ("nobody", "404")] {
                 let mmi = try pythonPeer(["client", router.endpoint, "mmi.service", service])
-                #expect(mmi.waitForExit())
+                #expect(await mmi.waitForExit())
                 #expect(replies(of: mmi).map(\.body) == [[status]])
             }
             // An unknown service gets an error reply after the grace period, not silence.
             let unknown = try pythonPeer(["client", router.endpoint, "nobody", "x", "--timeout-ms", "8000"])
-            #expect(unknown.waitForExit())
+            #expect(await unknown.waitForExit())
             #expect(unknown.exitStatus == 0)
             #expect(replies(of: unknown).last?.body.first?.contains("unknown_service") == true)
         }
     }
 
-    @Test func aWorkerKilledMidRequestIsReplacedAndTheLogShowsAttemptTwo() throws {
-        try withTemporaryDirectory { dir in
+    @Test func aWorkerKilledMidRequestIsReplacedAndTheLogShowsAttemptTwo() async throws {
+        try await withTemporaryDirectory { dir in
             let data = dir + "/log"
             let counts = dir + "/stalled.txt"
-            let router = try RouterProcess.start(data: data)
+            let router = try await RouterProcess.start(data: data)
             let stalled = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "200",
                                           "--stall-after-requests", "1", "--count-file", counts])
-            #expect(stalled.waitForLine { $0 == "ready" } != nil)
+            #expect(await stalled.waitForLine { $0 == "ready" } != nil)
             let client = try pythonPeer(["client", router.endpoint, "jobs", "job-1", "--timeout-ms", "20000"])
             var waited = 0
             while (try? String(contentsOfFile: counts, encoding: .utf8))?.contains("job-1") != true && waited < 2000 {
-                usleep(10_000)
+                try await Task.sleep(for: .milliseconds(10))
                 waited += 1
             }
             let rescuer = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "200",
                                           "--reply-prefix", "rescued:"])
-            #expect(rescuer.waitForLine { $0 == "ready" } != nil)
+            #expect(await rescuer.waitForLine { $0 == "ready" } != nil)
             stalled.kill()
-            #expect(client.waitForExit())
+            #expect(await client.waitForExit())
             #expect(client.exitStatus == 0, "\(client.standardError)")
             #expect(replies(of: client).last?.body == ["rescued:job-1"])
             rescuer.kill()

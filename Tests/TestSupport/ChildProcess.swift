@@ -61,6 +61,32 @@ public final class ChildProcess: Sendable {
         return true
     }
 
+    /// `waitForLine` for async tests: polls with `Task.sleep`, so the wait holds none of the
+    /// two cooperative threads other tests' tasks run on.
+    @discardableResult
+    public func waitForLine(timeout: Double = 20, _ predicate: (String) -> Bool) async -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = lines.first(where: predicate) { return line }
+            if !process.isRunning {
+                await drain(until: deadline)
+                return lines.first(where: predicate)
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// `waitForExit` for async tests, holding no cooperative thread while it waits.
+    public func waitForExit(timeout: Double = 30) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning { return false }
+        process.waitUntilExit()
+        await drain(until: deadline)
+        return true
+    }
+
     public var exitStatus: Int32 { process.terminationStatus }
 
     public func kill() {
@@ -71,6 +97,10 @@ public final class ChildProcess: Sendable {
     /// Waits for both pipes to reach their end (a grandchild may still hold them open).
     private func drain(until deadline: Date) {
         while !(output.ended && errors.ended) && Date() < deadline { usleep(5_000) }
+    }
+
+    private func drain(until deadline: Date) async {
+        while !(output.ended && errors.ended) && Date() < deadline { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     deinit {

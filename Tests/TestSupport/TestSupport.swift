@@ -56,6 +56,21 @@ public func runProduct(_ name: String, _ arguments: [String], environment: [Stri
         error: String(decoding: error, as: UTF8.self))
 }
 
+/// `runProduct` for async tests: the child is waited for without holding a cooperative thread.
+public func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+    -> ProcessResult
+{
+    let child = try ChildProcess(
+        productsDirectory.appendingPathComponent(name), arguments,
+        environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { _, new in new })
+    // A product that runs for ten minutes is hung: its output so far says where.
+    guard await child.waitForExit(timeout: 600) else {
+        child.kill()
+        return ProcessResult(status: -1, output: child.standardOutput, error: "timed out\n" + child.standardError)
+    }
+    return ProcessResult(status: child.exitStatus, output: child.standardOutput, error: child.standardError)
+}
+
 /// The payload LogAppender writes at `position` (mirrors Tests/Helpers/LogAppender).
 public func appenderPayload(at position: UInt64, size: Int = 64) -> [UInt8] {
     let head = Array("{\"position\":\(position),\"pad\":\"".utf8)
