@@ -35,7 +35,8 @@ public struct ApprovalRecord: Sendable, Hashable, Codable {
 public struct ApprovalsProjection: Projection {
     public static let name = "approvals"
     public var name: String { Self.name }
-    public var version: UInt32 { 1 }
+    /// 2: only the router's events count (an agent's, in its stream, may have any type).
+    public var version: UInt32 { 2 }
 
     public init() {}
 
@@ -61,7 +62,7 @@ public struct ApprovalsProjection: Projection {
         let decoder = JSONDecoder()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        for event in events {
+        for event in events where event.streamID.isEmpty {
             switch event.type {
             case ControlEvents.approvalRequested:
                 guard let requested = try? decoder.decode(Requested.self, from: Data(event.payload)) else { continue }
@@ -101,7 +102,8 @@ public struct ApprovalsProjection: Projection {
 public struct UsageProjection: Projection {
     public static let name = "usage"
     public var name: String { Self.name }
-    public var version: UInt32 { 1 }
+    /// 2: `policy.decided` counts only as the router's event (`llm.usage` comes from a service's stream).
+    public var version: UInt32 { 2 }
 
     public init() {}
 
@@ -118,7 +120,7 @@ public struct UsageProjection: Projection {
                     totals.add(usage)
                     try state.setValue(totals.encoded(), forKey: Array(key.utf8))
                 }
-            case ControlEvents.policyDecided:
+            case ControlEvents.policyDecided where events[index].streamID.isEmpty:
                 let event = events[index]
                 guard let (rule, counted) = ControlEvents.countedRule(event.payload), counted else { continue }
                 let key = Array("calls/\(rule)/\(event.runID)".utf8)

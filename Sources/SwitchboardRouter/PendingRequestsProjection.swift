@@ -6,13 +6,15 @@ public import SwitchboardLog
 public struct PendingRequestsProjection: Projection {
     public static let name = "router-pending"
     public var name: String { Self.name }
-    public var version: UInt32 { 1 }
+    /// 2: events in a stream (an agent's) are not the router's and are passed over.
+    public var version: UInt32 { 2 }
 
     public init() {}
 
     public func apply(_ events: [RecordedEvent], to state: ProjectionState) throws {
         // Read in place, not copied out of the array: an event has eight reference-counted fields.
-        for index in events.indices {
+        // Only the router's own events, which have no stream: an agent may emit any type.
+        for index in events.indices where events[index].streamID.isEmpty {
             switch events[index].type {
             case RouterEvents.requestReceived:
                 try state.setValue(Self.encode(position: events[index].position, redeliveries: 0),

@@ -155,6 +155,8 @@ enum RouterRecovery {
             try? decoder.decode(type, from: view.withPayload { Data($0) })
         }
         try log.scan(from: position) { view in
+            // Only the router's own events, which have no stream: an agent may emit any type.
+            guard view.withStreamID(\.isEmpty) else { return true }
             switch view.type {
             case RouterEvents.requestReceived:
                 guard let request = request(from: view.withPayload { Array($0) }, encoding: view.payloadEncoding,

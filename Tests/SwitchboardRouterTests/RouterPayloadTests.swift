@@ -94,4 +94,32 @@ import TestSupport
             }
         }
     }
+
+    /// An agent may emit events of any type into its stream: ones named like the router's neither
+    /// answer a pending request nor become one at a restart, with the pending projection or without.
+    @Test func eventsInAnAgentsStreamAreNotTheRoutersAtARestart() throws {
+        for projections in [Router.projections, []] {
+            try withTemporaryDirectory { dir in
+                let log = try EventLog.open(at: dir, configuration: .init(durability: .none, projections: projections))
+                let now = Timestamp(nanosecondsSinceEpoch: 5)
+                let pending = try Self.request("pending", body: "p")
+                let forged = try Self.request("forged", body: "f")
+                func inStream(_ event: NewEvent) -> NewEvent {
+                    var event = event
+                    event.streamID = "agent/mischief/run"
+                    return event
+                }
+                try log.append([
+                    RouterEvents.requestReceived(pending, now: now),
+                    inStream(RouterEvents.reply(pending, body: [[1]], final: true, now: now)),
+                    inStream(RouterEvents.failed(messageID: "pending", runID: "run", service: "echo", code: "x",
+                                                 message: "x", endsRun: false, now: now)),
+                    inStream(RouterEvents.requestReceived(forged, now: now)),
+                ])
+                let recovered = try RouterRecovery.recover(from: log)
+                #expect(recovered.pending.map(\.messageID) == ["pending"], "projections: \(projections.map(\.name))")
+                #expect(recovered.answered.isEmpty)
+            }
+        }
+    }
 }
