@@ -24,9 +24,15 @@ public struct AgentHostConfiguration: Sendable {
     public var maximumIdleInstances: Int
     /// How long a graceful shutdown waits for handlers under way (ms).
     public var drainTimeout: Int
+    /// An ask unanswered this long (ms) is sent again under its id, marked `reissue`, then at
+    /// doubling intervals up to a minute: the router answers a repeat from memory or its log, or
+    /// attaches it to the request under way, and never calls the service again. 0: asks are sent
+    /// again only when the host registers again with the router.
+    public var askResendInterval: Int
 
     public init(endpoint: String, capacity: Int = 256, heartbeatInterval: Int = 2500, heartbeatLiveness: Int = 3,
-                idleTimeout: Int = 60_000, maximumIdleInstances: Int = 10_000, drainTimeout: Int = 10_000) {
+                idleTimeout: Int = 60_000, maximumIdleInstances: Int = 10_000, drainTimeout: Int = 10_000,
+                askResendInterval: Int = 5_000) {
         self.endpoint = endpoint
         self.capacity = max(1, min(capacity, 1024))
         self.heartbeatInterval = heartbeatInterval
@@ -34,6 +40,7 @@ public struct AgentHostConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.maximumIdleInstances = maximumIdleInstances
         self.drainTimeout = drainTimeout
+        self.askResendInterval = max(0, askResendInterval)
     }
 }
 
@@ -106,7 +113,8 @@ public final class AgentHost: Sendable {
                       metadata: WorkerMetadata(version: $0.descriptor.version, configDigest: $0.descriptor.configDigest,
                                                capacity: configuration.capacity))
             },
-            heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness)
+            heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
+            askResendInterval: configuration.askResendInterval)
     }
 
     /// The services this host serves: its agent types' names.

@@ -9,8 +9,9 @@ import SwitchboardWire
 ///   digest, capacity), heartbeats, and a fresh socket when the router goes silent or says DISCONNECT.
 /// - One DEALER with a fixed routing id is the client for asks, which may be many in flight,
 ///   correlated by message id. When a worker socket reconnects (the router restarted) every ask
-///   still waiting is sent again with its id: the router answers it from its log or attaches it to
-///   the request it already has.
+///   still waiting is sent again with its id, and so is an ask unanswered for a while (its answer
+///   may have gone to another host that asked it too), marked `reissue`: the router answers it
+///   from memory or its log, or attaches it to the request it already has.
 /// - Tasks hand outgoing messages over through a queue and wake the thread on an `inproc` PAIR.
 final class HostConnection: Sendable {
     struct Incoming: Sendable {
@@ -49,6 +50,11 @@ final class HostConnection: Sendable {
         var continuation: CheckedContinuation<AskReply, any Error>
         var partials: [Payload] = []
         var onPartial: (@Sendable (Payload) -> Void)?
+        /// When it is sent again unanswered, and the wait before that (doubling up to a minute).
+        var resendAt: Int64 = .max
+        var interval: Int64 = 0
+        /// `frames` carry the `reissue` header (sent again at least once).
+        var reissued = false
     }
 
     private struct Outbox {
@@ -69,6 +75,7 @@ final class HostConnection: Sendable {
     private let workers: [WorkerSpec]
     private let heartbeatInterval: Int
     private let liveness: Int
+    private let askResendInterval: Int
     private let wakeEndpoint: String
     private let outbox: Mutex<Outbox>
     private let waiters = Mutex<[String: Waiter]>([:])
@@ -79,12 +86,15 @@ final class HostConnection: Sendable {
     /// - Parameters:
     ///   - endpoint: the router's endpoint.
     ///   - workers: one worker registration per agent type.
-    init(context: ZMQContext, endpoint: String, workers: [WorkerSpec], heartbeatInterval: Int, liveness: Int) throws {
+    ///   - askResendInterval: an ask unanswered this long (ms) is sent again; 0: only on reconnect.
+    init(context: ZMQContext, endpoint: String, workers: [WorkerSpec], heartbeatInterval: Int, liveness: Int,
+         askResendInterval: Int = 5_000) throws {
         self.context = context
         self.endpoint = endpoint
         self.workers = workers
         self.heartbeatInterval = heartbeatInterval
         self.liveness = liveness
+        self.askResendInterval = askResendInterval
         wakeEndpoint = "inproc://switchboard-host-\(UInt64.random(in: 0...UInt64.max))"
         clientIdentity = Array("host-\(UInt64.random(in: 0...UInt64.max))".utf8)
         let wake = try ZMQSocket(context, type: .pair)
@@ -123,11 +133,13 @@ final class HostConnection: Sendable {
         if !ask.events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(ask.events.count) }
         let body = [try envelope.encoded()] + ask.frames + (try ask.events.map { try $0.encoded() })
         let frames = MDPCodec.clientRequest(service: ask.service, body: body)
+        let interval = Int64(askResendInterval)
+        let resendAt = interval > 0 ? MonotonicTime.milliseconds() + interval : .max
         return try await withCheckedThrowingContinuation { continuation in
             let duplicate = waiters.withLock { waiters in
                 if waiters[ask.messageID] != nil { return true }
                 waiters[ask.messageID] = Waiter(service: ask.service, frames: frames, continuation: continuation,
-                                                onPartial: onPartial)
+                                                onPartial: onPartial, resendAt: resendAt, interval: interval)
                 return false
             }
             if duplicate {
@@ -265,8 +277,15 @@ final class HostConnection: Sendable {
         // A wake-up sent before this thread connected its end of the PAIR was lost: the first
         // cycle looks at the outbox without one. Later ones reach the thread.
         var outboxMayHold = true
+        // Overdue asks are looked for at most once a second.
+        let resendScan = Int64(min(askResendInterval, 1000))
+        var nextResendScan = resendScan > 0 ? MonotonicTime.milliseconds() + resendScan : .max
         while true {
             let now = MonotonicTime.milliseconds()
+            if now >= nextResendScan {
+                nextResendScan = now + resendScan
+                try resendOverdueAsks(now: now, on: client)
+            }
             var resend = false
             for worker in sockets {
                 if now - worker.lastHeard > Int64(heartbeatInterval * liveness) {
@@ -278,7 +297,8 @@ final class HostConnection: Sendable {
                 }
             }
             if resend { try resendAsks(on: client) }
-            let nextBeat = sockets.map { $0.lastSent + Int64(heartbeatInterval) }.min() ?? (now + 1000)
+            let nextBeat = min(sockets.map { $0.lastSent + Int64(heartbeatInterval) }.min() ?? (now + 1000),
+                               nextResendScan)
             let timeout = Int(max(0, min(nextBeat - MonotonicTime.milliseconds(), 1000)))
             let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
             if readable[0] {
@@ -393,10 +413,55 @@ final class HostConnection: Sendable {
         }
     }
 
+    /// Sends every waiting ask again (the router may have lost it); their next resends count from now.
     private func resendAsks(on client: ZMQSocket) throws {
-        let frames = waiters.withLock { $0.values.map(\.frames) }
+        try resend(on: client, now: MonotonicTime.milliseconds(), overdueOnly: false)
+    }
+
+    /// Sends again the asks unanswered past their time, each at most a minute apart: an answer
+    /// that went to another client asking under the same id (a host that took over the request
+    /// while this one seemed gone) is given again by the router to whoever asks next.
+    private func resendOverdueAsks(now: Int64, on client: ZMQSocket) throws {
+        try resend(on: client, now: now, overdueOnly: true)
+    }
+
+    /// Sends waiting asks again, marked `reissue`: all, or those past their time (whose wait then doubles).
+    private func resend(on client: ZMQSocket, now: Int64, overdueOnly: Bool) throws {
+        let frames = waiters.withLock { waiters -> [[[UInt8]]] in
+            let due = waiters.compactMap { id, waiter in !overdueOnly || waiter.resendAt <= now ? id : nil }
+            return due.compactMap { id -> [[UInt8]]? in
+                guard var waiter = waiters[id] else { return nil }
+                if !waiter.reissued, let marked = Self.reissued(waiter.frames) {
+                    waiter.frames = marked
+                    waiter.reissued = true
+                }
+                if waiter.interval > 0 {
+                    if overdueOnly { waiter.interval = min(waiter.interval * 2, 60_000) }
+                    waiter.resendAt = now + waiter.interval
+                }
+                waiters[id] = waiter
+                return waiter.frames
+            }
+        }
         for request in frames {
+            // A full queue means the router is away: the copy already waiting for it will do.
             _ = try client.send(request, wait: false)
         }
+    }
+
+    /// An ask's frames (plain MDP client framing: header, command, service, envelope, …) with
+    /// the `reissue` header in the envelope: the router then also looks for its answer in the log.
+    private static func reissued(_ frames: [[UInt8]]) -> [[UInt8]]? {
+        guard frames.count > 3 else { return nil }
+        var marked = frames
+        if let envelope = Envelope.rewriting(frames[3], headers: [(Envelope.reissueHeader, "1")]) {
+            marked[3] = envelope
+        } else {
+            guard var envelope = try? Envelope(decoding: frames[3]) else { return nil }
+            envelope.headers[Envelope.reissueHeader] = "1"
+            guard let encoded = try? envelope.encoded() else { return nil }
+            marked[3] = encoded
+        }
+        return marked
     }
 }

@@ -457,6 +457,10 @@ import Testing
         let done = send("w1", MDPCodec.workerReply(.workerFinal, client: toWorker.client, body: [[2]]))
         #expect(done.events.map(\.type) == ["reply.final"])
         #expect(try MDPCodec.decodeClientReply(sentTo(done, "new")[0]).body.last == [2])
+        // The answer went to the last to ask; the other, asking again later, gets it too.
+        let late = send("old", MDPCodec.clientRequest(service: "echo", body: [envelope, [1]]))
+        #expect(late.events.isEmpty)
+        #expect(try MDPCodec.decodeClientReply(sentTo(late, "old")[0]).body.last == [2])
     }
 
     @Test mutating func aRequestRedeliveredAfterALongCallDoesNotExpireAtOnce() throws {

@@ -12,7 +12,7 @@ import TestSupport
         let context = try ZMQContext()
         let endpoint = "inproc://host-disconnect-\(UInt64.random(in: 0...UInt64.max))"
         let script = Task {
-            try await onThread { () -> (first: String, again: String, final: String) in
+            try await onThread { () -> Seen in
                 let socket = try ZMQSocket(context, type: .router)
                 try socket.bind(endpoint)
                 return try Self.play(FreshStateHostTests.Script(socket))
@@ -24,13 +24,22 @@ import TestSupport
         let serving = Task { await host.run() }
         let seen = try await script.value
         #expect(seen.again == seen.first, "the ask asked again is not the same ask")
+        #expect(!seen.firstReissued && seen.againReissued, "only the repeat is marked reissue")
         #expect(seen.final == #"{"total":1}"#)
         #expect(host.registrations == 2)
         await host.shutdown()
         await serving.value
     }
 
-    private static func play(_ script: FreshStateHostTests.Script) throws -> (first: String, again: String, final: String) {
+    struct Seen: Sendable {
+        var first: String
+        var again: String
+        var final: String
+        var firstReissued: Bool
+        var againReissued: Bool
+    }
+
+    private static func play(_ script: FreshStateHostTests.Script) throws -> Seen {
         let (worker, ready) = try script.next()
         guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
         script.worker = worker
@@ -58,6 +67,47 @@ import TestSupport
         try script.answer(again, [Array("{}".utf8)])
         let final = try script.nextFinal()
         guard final.causation == "m0" else { throw TestFailure("no reply to m0") }
-        return (ask.envelope.messageID, again.envelope.messageID, String(decoding: final.body.first ?? [], as: UTF8.self))
+        return Seen(first: ask.envelope.messageID, again: again.envelope.messageID,
+                    final: String(decoding: final.body.first ?? [], as: UTF8.self),
+                    firstReissued: ask.envelope.headers[Envelope.reissueHeader] != nil,
+                    againReissued: again.envelope.headers[Envelope.reissueHeader] == "1")
+    }
+
+    /// An ask unanswered past the resend interval is sent again, marked `reissue` (its answer may
+    /// have gone to another host asking under the same id), until answered; the answer to either
+    /// copy ends the wait.
+    @Test func anAskUnansweredForAWhileIsAskedAgainUntilAnswered() async throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://host-resend-\(UInt64.random(in: 0...UInt64.max))"
+        let script = Task {
+            try await onThread { () -> (asks: [FreshStateHostTests.Script.Ask], final: String) in
+                let socket = try ZMQSocket(context, type: .router)
+                try socket.bind(endpoint)
+                let script = FreshStateHostTests.Script(socket)
+                let (worker, ready) = try script.next()
+                guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
+                script.worker = worker
+                try script.dispatch("m0", key: "j")
+                // Unanswered: the first copy and two repeats.
+                var asks = [try script.nextAsk()]
+                while asks.count < 3 { asks.append(try script.nextAsk()) }
+                try script.answer(asks[1], [Array("{}".utf8)])
+                let final = try script.nextFinal()
+                guard final.causation == "m0" else { throw TestFailure("no reply to m0") }
+                return (asks, String(decoding: final.body.first ?? [], as: UTF8.self))
+            }
+        }
+        // Heartbeats a minute apart: the repeats come from the resend interval alone.
+        let host = try AgentHost(types: [AgentType(EmitAndAsk.self)],
+                                 configuration: .init(endpoint: endpoint, heartbeatInterval: 60_000,
+                                                      askResendInterval: 200), context: context)
+        let serving = Task { await host.run() }
+        let seen = try await script.value
+        #expect(Set(seen.asks.map(\.envelope.messageID)).count == 1, "the repeats are not the same ask")
+        #expect(seen.asks.map { $0.envelope.headers[Envelope.reissueHeader] } == [nil, "1", "1"])
+        #expect(seen.final == #"{"total":1}"#)
+        #expect(host.registrations == 1)
+        await host.shutdown()
+        await serving.value
     }
 }
