@@ -24,6 +24,9 @@ func serve(_ host: AgentHost) async {
 }
 
 func stopOnSignals() {
+    // Past the file-size limit (ulimit -f) a write then fails with EFBIG, which the log reports
+    // with what to do, instead of the signal killing the process without a word.
+    signal(SIGXFSZ, SIG_IGN)
     // A parent may have started us with these signals blocked (a blocked mask is inherited).
     var unblocked = sigset_t()
     sigemptyset(&unblocked)

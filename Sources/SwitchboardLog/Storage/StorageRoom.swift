@@ -26,7 +26,9 @@ enum StorageRoom {
     static func shortage(directory: String, outcome: String) -> String? {
         var fs = statvfs()
         if statvfs(directory, &fs) == 0 {
-            let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+            // A file system may report nonsense: a product too large for 64 bits is plenty.
+            let (product, overflow) = UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize))
+            let free = overflow ? UInt64.max : product
             if free < margin {
                 return "the file system holding \(directory) is full (\(free) bytes free); \(outcome): "
                     + "free some space and try again"
