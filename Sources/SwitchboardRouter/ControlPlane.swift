@@ -137,6 +137,16 @@ extension BrokerStateMachine {
                         into: &output)
         case .paused:
             control.held[request.runID, default: []].append(request)
+            // A client's new request into the run (policy is evaluated only for new ones) reopens
+            // it in the log if its requests were all answered meanwhile: the log says paused again,
+            // so that a restarted router holds the run's requests too.
+            if evaluatePolicy && request.causationID.isEmpty {
+                var json = JSONObject()
+                json["by"] = "router"
+                json["reason"] = "a new request arrived while the run was paused"
+                output.events.append(RouterEvents.event(ControlEvents.runPaused, request.runID, messageID: "",
+                                                        causation: "", json, now.wall))
+            }
             return
         case nil:
             break

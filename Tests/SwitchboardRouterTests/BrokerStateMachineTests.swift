@@ -2,6 +2,7 @@
 import SwitchboardLog
 import SwitchboardWire
 import Testing
+import TestSupport
 
 @testable import SwitchboardRouter
 
@@ -331,6 +332,35 @@ import Testing
         #expect(machine.control.parked.values.map(\.request.client) == [Array("c2".utf8)])
         #expect(machine.control.timers.map(\.request.client) == [Array("c2".utf8)])
         #expect(machine.control.held["run-p"]?.map(\.client) == [Array("c2".utf8)])
+    }
+
+    /// Paused while its first request was under way, which was answered (the log says completed),
+    /// then sent a new request: the router holds it, and the log says paused again, so that a
+    /// restarted router, which takes paused runs from the log, holds it too.
+    @Test mutating func aNewRequestHeldForAPausedRunKeepsTheRunPausedInTheLog() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir, configuration: .init(durability: .none))
+            machine.control.runState = { [log] run in (try? log.runStatus(run))??.state.rawValue }
+            func commit(_ output: BrokerStateMachine.Output) throws { try log.append(output.events) }
+            func start(_ id: String) throws -> [[UInt8]] {
+                MDPCodec.clientRequest(service: "echo", body: [try Envelope(messageID: id, runID: "run-p").encoded(), [1]])
+            }
+            try commit(send("w1", MDPCodec.workerReady(service: "echo")))
+            let first = send("c1", try start("run-p/start"))
+            try commit(first)
+            let toWorker = try MDPCodec.decodeForWorker(sentTo(first, "w1")[0])
+            try commit(send("op", MDPCodec.clientRequest(service: "sb.control", body: [
+                Array(#"{"op":"pause","run":"run-p"}"#.utf8),
+            ])))
+            try commit(send("w1", MDPCodec.workerReply(.workerFinal, client: toWorker.client, body: [[2]])))
+            #expect(try log.runStatus("run-p")?.state == .completed)
+            let second = send("c1", try start("run-p/second"))
+            #expect(second.events.map(\.type) == ["request.received", "run.paused"])
+            #expect(machine.control.held["run-p"]?.map(\.messageID) == ["run-p/second"])
+            try commit(second)
+            #expect(try log.runStatus("run-p")?.state == .paused)
+            #expect(try log.runStatus("run-p")?.openRequests == 1)
+        }
     }
 
     @Test mutating func aPausedRunThatCompletedMeanwhileCanBeResumedButNotPausedAgain() throws {
