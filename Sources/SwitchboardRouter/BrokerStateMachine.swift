@@ -229,7 +229,7 @@ struct BrokerStateMachine {
                 output.sends.append((client, reply))
                 return
             }
-            if reattach(messageID, to: client, framing: framing) { return }
+            if reattach(messageID, run: runID, to: client, framing: framing) { return }
             // A new native request may carry the events its sender emitted before sending it.
             guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
                 invalidMessages += 1
@@ -296,7 +296,9 @@ struct BrokerStateMachine {
 
     /// A request under way as `messageID` (queued, in flight, or held by the control plane) gets
     /// the new client address.
-    private mutating func reattach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
+    private mutating func reattach(_ messageID: String, run runID: String, to client: [UInt8], framing: MDPFraming)
+        -> Bool
+    {
         // The search below runs only for an id asked again, not for every new request.
         guard openNative.contains(Prehashed(messageID)) else { return false }
         for (name, service) in services {
@@ -310,7 +312,7 @@ struct BrokerStateMachine {
             return true
         }
         // Held by the control plane: asked again, it must not be logged and parked a second time.
-        return control.attach(messageID, to: client, framing: framing)
+        return control.attach(messageID, run: runID, to: client, framing: framing)
     }
 
     private mutating func answerMMI(_ request: Request, now: Now, into output: inout Output) {

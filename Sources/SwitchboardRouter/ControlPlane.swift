@@ -88,22 +88,22 @@ struct ControlState {
 
     static let servicesRemembered = 200_000
 
-    /// A request parked, waiting on a timer or held for a paused run as `messageID` gets the new
-    /// client address; false when none is.
-    mutating func attach(_ messageID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
-        for (id, waiting) in parked where waiting.request.messageID == messageID {
-            parked[id]?.request.attach(client, framing: framing)
+    /// A request parked, waiting on a timer or held for paused run `runID` as `messageID` gets the
+    /// new client address; false when none is. Approvals and held requests are found by key:
+    /// hosts ask again now and then for as long as their asks wait.
+    mutating func attach(_ messageID: String, run runID: String, to client: [UInt8], framing: MDPFraming) -> Bool {
+        let approval = BrokerStateMachine.approvalID(messageID)
+        if parked[approval]?.request.messageID == messageID {
+            parked[approval]?.request.attach(client, framing: framing)
+            return true
+        }
+        if let index = held[runID]?.firstIndex(where: { $0.messageID == messageID }) {
+            held[runID]?[index].attach(client, framing: framing)
             return true
         }
         for index in timers.indices where timers[index].request.messageID == messageID {
             timers[index].request.attach(client, framing: framing)
             return true
-        }
-        for (run, requests) in held {
-            if let index = requests.firstIndex(where: { $0.messageID == messageID }) {
-                held[run]?[index].attach(client, framing: framing)
-                return true
-            }
         }
         return false
     }
