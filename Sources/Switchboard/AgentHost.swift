@@ -27,7 +27,7 @@ public struct AgentHostConfiguration: Sendable {
     /// An ask unanswered this long (ms) is sent again under its id, marked `reissue`, then at
     /// doubling intervals up to a minute: the router answers a repeat from memory or its log, or
     /// attaches it to the request under way, and never calls the service again. 0: asks are sent
-    /// again only when the host registers again with the router.
+    /// again only when the host registers again with the router. At most an hour.
     public var askResendInterval: Int
 
     public init(endpoint: String, capacity: Int = 256, heartbeatInterval: Int = 2500, heartbeatLiveness: Int = 3,
@@ -40,7 +40,7 @@ public struct AgentHostConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.maximumIdleInstances = maximumIdleInstances
         self.drainTimeout = drainTimeout
-        self.askResendInterval = max(0, askResendInterval)
+        self.askResendInterval = min(max(0, askResendInterval), 3_600_000)
     }
 }
 

@@ -202,7 +202,8 @@ struct BrokerStateMachine {
         var causationID = ""
         var emitted: [EmittedEvent] = []
         var native = false
-        var reissued = false
+        // The bytes of a `reissue` header: a repeat is measured without them, as the copy before it was.
+        var reissueBytes = 0
         var instanceKey = ""
         var messageID: String
         var runID: String
@@ -241,7 +242,8 @@ struct BrokerStateMachine {
             (body, emitted) = carried
             body = Self.withoutEmptyStateMark(body, envelope: envelope)
             causationID = envelope.causationID
-            reissued = envelope.headers[Envelope.reissueHeader] != nil
+            reissueBytes = envelope.headers[Envelope.reissueHeader]
+                .map { 3 + Envelope.reissueHeader.utf8.count + $0.utf8.count } ?? 0
             instanceKey = Request.instanceKey(of: envelope, runID: runID)
         } else {
             sequence += 1
@@ -250,7 +252,7 @@ struct BrokerStateMachine {
             // clients polling for a worker do not fill the run list.
             runID = service.hasPrefix("mmi.") ? "" : "run-\(messageID)"
         }
-        let size = body.reduce(0) { $0 + $1.count }
+        let size = body.reduce(0) { $0 + $1.count } - reissueBytes
         // Frames count too: each costs bytes in the logged event, and the log caps a payload.
         let tooLarge = size > configuration.maximumBodySize || body.count > configuration.maximumFrames
         // An oversized body is not logged: only that it was refused.
@@ -259,7 +261,7 @@ struct BrokerStateMachine {
             clientFraming: framing, native: native, body: tooLarge ? [] : body, attempt: 1,
             receivedAt: now.milliseconds, expiresAt: expiresAt, receivedWall: now.wall, arrival: nextArrival(),
             batch: batch, key: instanceKey)
-        if reissued && !tooLarge && answerFromLog(request, emitted: emitted, now: now, into: &output) { return }
+        if reissueBytes > 0 && !tooLarge && answerFromLog(request, emitted: emitted, now: now, into: &output) { return }
         for event in emitted {
             logEmitted(event, runID: runID, now: now, into: &output)
         }

@@ -374,15 +374,23 @@ extension BrokerStateMachine {
         _ client: [UInt8], body: [[UInt8]], framing: MDPFraming, now: Now, into output: inout Output
     ) {
         let head = body.first.map(Envelope.isEnvelope) == true ? body.first : nil
+        let native = head.flatMap { try? Envelope(decoding: $0) }.flatMap { $0.messageID.isEmpty ? nil : $0 }
+        // A native client asking again under the same id (an agent host repeats an ask it waited
+        // long for) gets the first answer: a command runs once, a fork starts once.
+        if let native, let answer = answers[native.messageID] {
+            output.sends.append((client, answer))
+            return
+        }
         func reply(_ text: String) {
             var frames = [Array(text.utf8)]
-            if let head, let request = try? Envelope(decoding: head),
-               let envelope = try? Envelope(messageID: request.messageID + "/final", runID: request.runID,
-                                            causationID: request.messageID).encoded() {
+            if let native,
+               let envelope = try? Envelope(messageID: native.messageID + "/final", runID: native.runID,
+                                            causationID: native.messageID).encoded() {
                 frames.insert(envelope, at: 0)
             }
-            output.sends.append((client, MDPCodec.clientReply(.final, service: ControlServices.control, body: frames,
-                                                              framing: framing)))
+            let reply = MDPCodec.clientReply(.final, service: ControlServices.control, body: frames, framing: framing)
+            output.sends.append((client, reply))
+            if let native { answers.remember(native.messageID, reply: reply) }
         }
         func failure(_ code: String, _ message: String) {
             reply(String(decoding: RouterEvents.errorBody(code: code, message: message), as: UTF8.self))

@@ -363,6 +363,40 @@ import TestSupport
         }
     }
 
+    /// An agent host repeats an ask it waited long for: a control command asked again under its
+    /// id gets the first answer and runs once.
+    @Test mutating func aControlCommandAskedAgainIsAnsweredOnceAndRunsOnce() throws {
+        machine.control.runState = { _ in "running" }
+        func pause(from client: String) throws -> BrokerStateMachine.Output {
+            send(client, MDPCodec.clientRequest(service: "sb.control", body: [
+                try Envelope(messageID: "ctl-1", runID: "run-a", headers: [Envelope.reissueHeader: "1"]).encoded(),
+                Array(#"{"op":"pause","run":"run-p"}"#.utf8),
+            ]))
+        }
+        let first = try pause(from: "c1")
+        #expect(first.events.map(\.type) == ["run.paused"])
+        let again = try pause(from: "c2")
+        #expect(again.events.isEmpty)
+        #expect(try MDPCodec.decodeClientReply(sentTo(again, "c2")[0]).body
+            == MDPCodec.decodeClientReply(sentTo(first, "c1")[0]).body)
+        #expect(String(decoding: try MDPCodec.decodeClientReply(sentTo(again, "c2")[0]).body.last ?? [], as: UTF8.self)
+            == #"{"ok":true,"state":"paused"}"#)
+    }
+
+    /// A repeat carries a `reissue` header its first copy may not have had: the limit on a
+    /// request's size does not count it.
+    @Test mutating func aRepeatIsMeasuredWithoutItsReissueHeader() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        let plain = try Envelope(messageID: "big", runID: "run-b").encoded()
+        let marked = try Envelope(messageID: "big", runID: "run-b", headers: [Envelope.reissueHeader: "1"]).encoded()
+        #expect(marked.count == plain.count + 11)
+        // Exactly at the limit (64 bytes) without the header.
+        let payload = [UInt8](repeating: 7, count: 64 - plain.count)
+        let output = send("c1", MDPCodec.clientRequest(service: "echo", body: [marked, payload]))
+        #expect(output.events.map(\.type) == ["request.received"])
+        #expect(requestsTo(output, "w1") == 1)
+    }
+
     @Test mutating func aPausedRunThatCompletedMeanwhileCanBeResumedButNotPausedAgain() throws {
         machine.control.runState = { _ in "completed" }
         machine.control.modes["run-p"] = .paused
