@@ -179,17 +179,24 @@ extension RunHistory {
         case request, finalReply, partialReply, failed, lock, emitted, other
 
         init(_ event: EventView) {
-            let kind: EventKind? = event.withType { type in
+            if event.withType({ $0.holds("agent.snapshot") }) {  // StateService.snapshotType
+                self = .other
+                return
+            }
+            // Router bookkeeping has no stream; an agent's events have theirs under "agent/", and
+            // may be named like the router's.
+            if let inStream = event.withStreamID({ $0.isEmpty ? nil : $0.begins(with: "agent/") }) {
+                self = inStream ? .emitted : .other
+                return
+            }
+            self = event.withType { type in
                 if type.holds("request.received") { return .request }
                 if type.holds("reply.final") { return .finalReply }
                 if type.holds("reply.partial") { return .partialReply }
                 if type.holds("request.failed") { return .failed }
                 if type.holds("lock.recorded") { return .lock }
-                if type.holds("agent.snapshot") { return .other }  // StateService.snapshotType
-                return nil
+                return .other
             }
-            // Router bookkeeping has no stream; an agent's events have theirs under "agent/".
-            self = kind ?? (event.withStreamID { $0.begins(with: "agent/") } ? .emitted : .other)
         }
     }
 }

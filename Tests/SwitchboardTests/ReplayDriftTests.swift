@@ -126,6 +126,30 @@ actor ContextClockReader: Agent {
     }
 }
 
+/// Emits events named like the router's bookkeeping: they are its own, in its stream.
+actor Impostor: Agent {
+    static let descriptor = AgentDescriptor(name: "impostor", version: "1.0")
+    struct Named: AgentEvent {
+        var name: String
+        var eventType: String { name }
+    }
+    struct State: AgentState {
+        var seen: [String] = []
+        mutating func apply(_ event: Named) { seen.append(event.name) }
+    }
+    var state = State()
+    init(id: AgentID) {}
+
+    func handle(_ message: AgentMessage, context: AgentContext<Impostor>) async throws -> Payload {
+        for name in ["request.received", "reply.final", "request.failed", "lock.recorded"] {
+            try context.emit(Named(name: name))
+        }
+        _ = try await context.ask("echo", Payload(text: "{}"))
+        try context.emit(Named(name: "reply.partial"))
+        return try Payload(json: ["seen": state.seen.count])
+    }
+}
+
 @Suite struct ReplayDriftTests {
     static let live = BuiltinAgents.all + [AgentType(Asker.self)]
 
@@ -148,6 +172,16 @@ actor ContextClockReader: Agent {
         try #require(log.events(inRun: runID).first {
             $0.type == "request.received" && $0.messageID == "\(runID)/start>\(number)"
         }).position
+    }
+
+    @Test func eventsNamedLikeTheRoutersReplayAsTheAgentsOwn() async throws {
+        let types = Self.live + [AgentType(Impostor.self)]
+        try await recordedRun(types: types, service: "impostor") { log, runID in
+            let report = try await Replayer.replay(run: runID, log: log, types: types)
+            #expect(report.divergence == nil, "\(String(describing: report.divergence))")
+            #expect(report.exitCode == 0)
+            #expect(report.messagesReplayed == 2)
+        }
     }
 
     @Test func unchangedAgentReplaysIdentical() async throws {
