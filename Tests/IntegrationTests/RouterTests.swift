@@ -89,8 +89,11 @@ func replies(of client: ChildProcess) -> [(command: String, body: [String])] {
         try await withTemporaryDirectory { dir in
             let data = dir + "/log"
             let counts = dir + "/stalled.txt"
-            let router = try await RouterProcess.start(data: data)
-            let stalled = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "200",
+            // The stalled worker expires 3 s after its last heartbeat, and the request then waits
+            // the 2 s grace for a worker: the rescuer, a Python process started once the stall
+            // began, has those 5 s to register, however loaded the machine.
+            let router = try await RouterProcess.start(data: data, heartbeat: 1000)
+            let stalled = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "1000",
                                           "--stall-after-requests", "1", "--count-file", counts])
             #expect(await stalled.waitForLine { $0 == "ready" } != nil)
             let client = try pythonPeer(["client", router.endpoint, "jobs", "job-1", "--timeout-ms", "20000"])
@@ -99,7 +102,7 @@ func replies(of client: ChildProcess) -> [(command: String, body: [String])] {
                 try await Task.sleep(for: .milliseconds(10))
                 waited += 1
             }
-            let rescuer = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "200",
+            let rescuer = try pythonPeer(["worker", router.endpoint, "jobs", "--heartbeat-ms", "1000",
                                           "--reply-prefix", "rescued:"])
             #expect(await rescuer.waitForLine { $0 == "ready" } != nil)
             stalled.kill()
