@@ -284,7 +284,7 @@ final class HostConnection: Sendable {
             let now = MonotonicTime.milliseconds()
             if now >= nextResendScan {
                 nextResendScan = now + resendScan
-                try resendOverdueAsks(now: now, on: client)
+                try resend(on: client, now: now, overdueOnly: true)
             }
             var resend = false
             for worker in sockets {
@@ -418,14 +418,10 @@ final class HostConnection: Sendable {
         try resend(on: client, now: MonotonicTime.milliseconds(), overdueOnly: false)
     }
 
-    /// Sends again the asks unanswered past their time, each at most a minute apart: an answer
-    /// that went to another client asking under the same id (a host that took over the request
-    /// while this one seemed gone) is given again by the router to whoever asks next.
-    private func resendOverdueAsks(now: Int64, on client: ZMQSocket) throws {
-        try resend(on: client, now: now, overdueOnly: true)
-    }
-
-    /// Sends waiting asks again, marked `reissue`: all, or those past their time (whose wait then doubles).
+    /// Sends waiting asks again, marked `reissue`: all, or those past their time, whose wait then
+    /// doubles up to a minute. An answer that went to another client asking under the same id (a
+    /// host that took over the request while this one seemed gone) the router gives again to
+    /// whoever asks next.
     private func resend(on client: ZMQSocket, now: Int64, overdueOnly: Bool) throws {
         let frames = waiters.withLock { waiters -> [[[UInt8]]] in
             let due = waiters.compactMap { id, waiter in !overdueOnly || waiter.resendAt <= now ? id : nil }
@@ -453,15 +449,15 @@ final class HostConnection: Sendable {
     /// the `reissue` header in the envelope: the router then also looks for its answer in the log.
     private static func reissued(_ frames: [[UInt8]]) -> [[UInt8]]? {
         guard frames.count > 3 else { return nil }
+        let rewritten = Envelope.rewriting(frames[3], headers: [(Envelope.reissueHeader, "1")])
+            ?? (try? Envelope(decoding: frames[3])).flatMap { sent -> [UInt8]? in
+                var envelope = sent
+                envelope.headers[Envelope.reissueHeader] = "1"
+                return try? envelope.encoded()
+            }
+        guard let encoded = rewritten else { return nil }
         var marked = frames
-        if let envelope = Envelope.rewriting(frames[3], headers: [(Envelope.reissueHeader, "1")]) {
-            marked[3] = envelope
-        } else {
-            guard var envelope = try? Envelope(decoding: frames[3]) else { return nil }
-            envelope.headers[Envelope.reissueHeader] = "1"
-            guard let encoded = try? envelope.encoded() else { return nil }
-            marked[3] = encoded
-        }
+        marked[3] = encoded
         return marked
     }
 }

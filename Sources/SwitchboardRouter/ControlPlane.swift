@@ -141,11 +141,8 @@ extension BrokerStateMachine {
             // it in the log if its requests were all answered meanwhile: the log says paused again,
             // so that a restarted router holds the run's requests too.
             if evaluatePolicy && request.causationID.isEmpty {
-                var json = JSONObject()
-                json["by"] = "router"
-                json["reason"] = "a new request arrived while the run was paused"
-                output.events.append(RouterEvents.event(ControlEvents.runPaused, request.runID, messageID: "",
-                                                        causation: "", json, now.wall))
+                output.events.append(Self.runEvent(ControlEvents.runPaused, run: request.runID, by: "router",
+                                                   reason: "a new request arrived while the run was paused", now: now))
             }
             return
         case nil:
@@ -455,6 +452,14 @@ extension BrokerStateMachine {
         }
     }
 
+    /// A run's `run.paused`, `run.resumed` or `run.cancelled`: `{"by", "reason"?}`.
+    static func runEvent(_ type: String, run: String, by: String, reason: String?, now: Now) -> NewEvent {
+        var json = JSONObject()
+        json["by"] = by
+        json["reason"] = reason
+        return RouterEvents.event(type, run, messageID: "", causation: "", json, now.wall)
+    }
+
     struct CommandError: Error {
         var code: String
         var message: String
@@ -464,10 +469,7 @@ extension BrokerStateMachine {
         -> Result<String, CommandError>
     {
         func event(_ type: String) {
-            var json = JSONObject()
-            json["by"] = "operator"
-            json["reason"] = reason
-            output.events.append(RouterEvents.event(type, run, messageID: "", causation: "", json, now.wall))
+            output.events.append(Self.runEvent(type, run: run, by: "operator", reason: reason, now: now))
         }
         switch (op, control.modes[run]) {
         case (_, .cancelled):

@@ -34,6 +34,20 @@ actor EmitAndAsk: Agent {
 
         init(_ socket: ZMQSocket) { self.socket = socket }
 
+        /// A ROUTER socket bound at `endpoint`, for the host to connect to.
+        convenience init(binding endpoint: String, context: ZMQContext) throws {
+            let socket = try ZMQSocket(context, type: .router)
+            try socket.bind(endpoint)
+            self.init(socket)
+        }
+
+        /// Waits for `service`'s worker to register; requests then go to it.
+        func registered(_ service: String) throws {
+            let (worker, ready) = try next()
+            guard case .workerReady(service, _) = ready else { throw TestFailure("no READY: \(ready)") }
+            self.worker = worker
+        }
+
         /// The next message from the host, decoded; its sender's identity first.
         func next() throws -> ([UInt8], MDPPeerMessage) {
             guard try ZMQSocket.poll([socket], timeout: 10_000) == [true], let frames = try socket.receive(),
@@ -96,9 +110,7 @@ actor EmitAndAsk: Agent {
         // The socket lives on the script's thread (inproc lets the host connect before it binds).
         let script = Task {
             try await onThread { () -> [String] in
-                let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
-                return try Self.play(Script(socket))
+                return try Self.play(Script(binding: endpoint, context: context))
             }
         }
         let host = try AgentHost(types: [AgentType(EmitAndAsk.self)],
@@ -113,9 +125,7 @@ actor EmitAndAsk: Agent {
 
     private static func play(_ script: Script) throws -> [String] {
         var seen: [String] = []
-        let (worker, ready) = try script.next()
-        guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
-        script.worker = worker
+        try script.registered("emit-and-ask")
         // Alone for its key: made fresh, so its first ask is `svc`, not `sb.state`.
         try script.dispatch("m0", key: "j")
         let alone = try script.nextAsk()

@@ -13,9 +13,7 @@ import TestSupport
         let endpoint = "inproc://host-disconnect-\(UInt64.random(in: 0...UInt64.max))"
         let script = Task {
             try await onThread { () -> Seen in
-                let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
-                return try Self.play(FreshStateHostTests.Script(socket))
+                return try Self.play(FreshStateHostTests.Script(binding: endpoint, context: context))
             }
         }
         // Heartbeats a minute apart: only the DISCONNECT can make the host register again.
@@ -40,13 +38,11 @@ import TestSupport
     }
 
     private static func play(_ script: FreshStateHostTests.Script) throws -> Seen {
-        let (worker, ready) = try script.next()
-        guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
-        script.worker = worker
+        try script.registered("emit-and-ask")
         try script.dispatch("m0", key: "j")
         let ask = try script.nextAsk()
         // The ask is lost with the router: a new one says DISCONNECT to the worker.
-        _ = try script.socket.send([worker] + MDPCodec.workerSignal(.disconnect, framing: .plain))
+        _ = try script.socket.send([script.worker] + MDPCodec.workerSignal(.disconnect, framing: .plain))
         var registered = false
         var again: FreshStateHostTests.Script.Ask?
         while !registered || again == nil {
@@ -81,12 +77,8 @@ import TestSupport
         let endpoint = "inproc://host-resend-\(UInt64.random(in: 0...UInt64.max))"
         let script = Task {
             try await onThread { () -> (asks: [FreshStateHostTests.Script.Ask], final: String) in
-                let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
-                let script = FreshStateHostTests.Script(socket)
-                let (worker, ready) = try script.next()
-                guard case .workerReady("emit-and-ask", _) = ready else { throw TestFailure("no READY: \(ready)") }
-                script.worker = worker
+                let script = try FreshStateHostTests.Script(binding: endpoint, context: context)
+                try script.registered("emit-and-ask")
                 try script.dispatch("m0", key: "j")
                 // Unanswered: the first copy and two repeats.
                 var asks = [try script.nextAsk()]

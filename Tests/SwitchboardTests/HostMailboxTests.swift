@@ -48,9 +48,7 @@ actor SlowToFree: Agent {
         let endpoint = "inproc://mailbox-host-\(UInt64.random(in: 0...UInt64.max))"
         let script = Task {
             try await onThread { () -> (asks: Int, finals: Int) in
-                let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
-                return try Self.play(FreshStateHostTests.Script(socket))
+                return try Self.play(FreshStateHostTests.Script(binding: endpoint, context: context))
             }
         }
         // One idle instance at most: handling b's message passivates a's instance, whose teardown
@@ -76,12 +74,8 @@ actor SlowToFree: Agent {
         let endpoint = "inproc://mailbox-host-\(UInt64.random(in: 0...UInt64.max))"
         let script = Task {
             try await onThread { () -> Void in
-                let socket = try ZMQSocket(context, type: .router)
-                try socket.bind(endpoint)
-                let script = FreshStateHostTests.Script(socket)
-                let (worker, ready) = try script.next()
-                guard case .workerReady("slow-to-free", _) = ready else { throw TestFailure("no READY: \(ready)") }
-                script.worker = worker
+                let script = try FreshStateHostTests.Script(binding: endpoint, context: context)
+                try script.registered("slow-to-free")
                 // The first waits on an ask never answered; the second queues behind it.
                 try script.dispatch("ask-s1", key: "k")
                 _ = try script.nextAsk()
@@ -105,9 +99,7 @@ actor SlowToFree: Agent {
     }
 
     private static func play(_ script: FreshStateHostTests.Script) throws -> (asks: Int, finals: Int) {
-        let (worker, ready) = try script.next()
-        guard case .workerReady("slow-to-free", _) = ready else { throw TestFailure("no READY: \(ready)") }
-        script.worker = worker
+        try script.registered("slow-to-free")
         let (started, finished) = (SlowTeardown.started.withLock { $0 }, SlowTeardown.finished.withLock { $0 })
         try script.dispatch("m1", key: "a")
         guard try script.nextFinal().causation == "m1" else { throw TestFailure("no reply to m1") }
