@@ -47,13 +47,12 @@ struct BrokerStateMachine {
     }
 
     struct Service {
-        var queue: [Request] = []
-        var queueStart = 0
+        var queue = RequestQueue()
         /// Workers with spare capacity, least recently used first.
         var idle: [[UInt8]] = []
         var workers: Set<[UInt8]> = []
 
-        var queued: Int { queue.count - queueStart }
+        var queued: Int { queue.count }
     }
 
     /// The longest message or run id a native client may use.
@@ -303,11 +302,8 @@ struct BrokerStateMachine {
     {
         // The search below runs only for an id asked again, not for every new request.
         guard openNative.contains(Prehashed(messageID)) else { return false }
-        for (name, service) in services {
-            if let index = service.queue[service.queueStart...].firstIndex(where: { $0.messageID == messageID }) {
-                services[name]?.queue[index].attach(client, framing: framing)
-                return true
-            }
+        for name in services.keys where services[name]?.queue.attach(messageID, to: client, framing: framing) == true {
+            return true
         }
         for (identity, worker) in workers where worker.inFlight[messageID] != nil {
             workers[identity]?.inFlight[messageID]?.attach(client, framing: framing)
@@ -447,9 +443,8 @@ struct BrokerStateMachine {
             requeued.append(request)
         }
         if !requeued.isEmpty {
-            var service = services[worker.service, default: Service()]
-            service.queue = requeued + service.queue[service.queueStart...]
-            service.queueStart = 0
+            var service = services.removeValue(forKey: worker.service) ?? Service()
+            service.queue.prepend(requeued)
             services[worker.service] = service
         }
     }
@@ -472,8 +467,7 @@ struct BrokerStateMachine {
         var waiting: [Request] = []
         var blockedKeys: Set<String> = []
         while service.queued > 0, !service.idle.isEmpty {
-            let request = service.queue[service.queueStart]
-            service.queueStart += 1
+            let request = service.queue.removeFirst()
             // The least recently used free worker, unless the request's key is pinned to another.
             var slot = 0
             let pinKey = request.key.isEmpty ? "" : name + "\u{0}" + request.key
@@ -497,7 +491,7 @@ struct BrokerStateMachine {
             // Taken out, recorded in flight and put back, then only read: a copy held across a
             // change would copy its whole table of requests in flight.
             guard var worker = workers.removeValue(forKey: identity) else {
-                service.queueStart -= 1
+                service.queue.putBack()
                 continue
             }
             worker.inFlight[request.messageID] = dispatched
@@ -526,38 +520,30 @@ struct BrokerStateMachine {
                 output.sends.append((identity, frames))
             }
         }
-        if !waiting.isEmpty {
-            service.queue = waiting + service.queue[service.queueStart...]
-            service.queueStart = 0
-        }
-        if service.queueStart > 64 && service.queueStart * 2 > service.queue.count {
-            service.queue.removeFirst(service.queueStart)
-            service.queueStart = 0
-        }
+        service.queue.prepend(waiting)
+        service.queue.compact()
     }
 
 
     private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {
-        guard var service = services[name], service.queued > 0 else { return }
+        let grace = Int64(configuration.unknownServiceGrace)
+        guard let service = services[name],
+              service.queue.mayBeDue(now: now.milliseconds, hasWorkers: !service.workers.isEmpty, grace: grace),
+              var service = services.removeValue(forKey: name)
+        else { return }
         let hasWorkers = !service.workers.isEmpty
-        var kept: [Request] = []
-        var failed: [(Request, String, String)] = []
-        for request in service.queue[service.queueStart...] {
-            if !hasWorkers && now.milliseconds - request.receivedAt >= Int64(configuration.unknownServiceGrace) {
-                failed.append((request, "unknown_service", "no worker offers service \(name)"))
-            } else if now.milliseconds >= request.expiresAt {
-                failed.append((request, "expired", "request expired before a worker of \(name) was free"))
-            } else {
-                kept.append(request)
-            }
-        }
-        guard !failed.isEmpty else { return }
-        service.queue = kept
-        service.queueStart = 0
+        func unserved(_ request: Request) -> Bool { !hasWorkers && now.milliseconds - request.receivedAt >= grace }
+        let failed = service.queue.removeAll { unserved($0) || now.milliseconds >= $0.expiresAt }
         // A name nobody serves and nobody waits for is forgotten: random names must not pile up.
-        services[name] = kept.isEmpty && service.workers.isEmpty ? nil : service
-        for (request, code, message) in failed {
-            fail(request, code: code, message: message, now: now, into: &output)
+        services[name] = !failed.isEmpty && service.queue.isEmpty && service.workers.isEmpty ? nil : service
+        for request in failed {
+            if unserved(request) {
+                fail(request, code: "unknown_service", message: "no worker offers service \(name)", now: now,
+                     into: &output)
+            } else {
+                fail(request, code: "expired", message: "request expired before a worker of \(name) was free",
+                     now: now, into: &output)
+            }
         }
     }
 

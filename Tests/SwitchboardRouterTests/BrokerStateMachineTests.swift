@@ -182,6 +182,33 @@ import TestSupport
         #expect(try MDPCodec.decodeForWorker(toWorker).body == [Array("b".utf8)])
     }
 
+    /// The queue is read for expiries only when one may be due; a request whose deadline is earlier
+    /// than those of the requests ahead of it still expires on time, and alone.
+    @Test mutating func aRequestDueBeforeThoseAheadOfItExpiresOnTimeAndAlone() throws {
+        _ = send("w1", MDPCodec.workerReady(service: "echo"))
+        _ = send("c1", request("busy"))
+        let ask = { (id: String, deadline: Int64) in
+            MDPCodec.clientRequest(service: "echo", body: [try Envelope(messageID: id, deadline: deadline).encoded(), [1]])
+        }
+        _ = send("c2", try ask("late", 0))  // the suite's expiry: 2 s
+        _ = send("c3", try ask("soon", now.wall.nanosecondsSinceEpoch + 500_000_000))
+        var failed: [String] = []
+        for _ in 0..<5 {
+            _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            failed += tick(after: 90).events.filter { $0.type == "request.failed" }.map(\.messageID)
+        }
+        #expect(failed.isEmpty)  // 450 ms
+        _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+        failed += tick(after: 60).events.filter { $0.type == "request.failed" }.map(\.messageID)
+        #expect(failed == ["soon/error"])
+        #expect(machine.services["echo"]?.queued == 1)
+        for _ in 0..<20 {
+            _ = send("w1", MDPCodec.workerSignal(.heartbeat, framing: .plain))
+            failed += tick(after: 90).events.filter { $0.type == "request.failed" }.map(\.messageID)
+        }
+        #expect(failed == ["soon/error", "late/error"])
+    }
+
     /// A run's lock gets one entry per (service, version, digest) it used: none for a second
     /// worker of the same build, one for a worker of another version.
     @Test mutating func aRunsLockHasOneEntryPerBuildOfEachServiceItUsed() throws {
@@ -525,6 +552,77 @@ import TestSupport
         let late = send("old", MDPCodec.clientRequest(service: "echo", body: [envelope, [1]]))
         #expect(late.events.isEmpty)
         #expect(try MDPCodec.decodeClientReply(sentTo(late, "old")[0]).body.last == [2])
+    }
+
+    /// A backlog asked again from new addresses (hosts that reconnected) is found wherever its
+    /// requests have moved meanwhile: taken from the front, compacted, put back at the front by a
+    /// dead worker. Each answer goes to the last address that asked; nothing is logged twice.
+    @Test mutating func aBacklogAskedAgainIsAttachedWhereverItsRequestsHaveMoved() throws {
+        machine = BrokerStateMachine(
+            configuration: RouterConfiguration(endpoint: "inproc://x", heartbeatInterval: 100, heartbeatLiveness: 3,
+                                               requestExpiry: 600_000, maximumQueueLength: 1000),
+            idPrefix: "m1.")
+        var received = 0
+        var answered: [String: [String]] = [:]  // request id → the addresses its answer went to
+        var holding: (id: String, client: [UInt8])?
+        func record(_ output: BrokerStateMachine.Output, worker: String) throws {
+            received += output.events.filter { $0.type == "request.received" }.count
+            for (identity, frames) in output.early + output.sends {
+                if String(decoding: identity, as: UTF8.self) == worker {
+                    guard let request = try? MDPCodec.decodeForWorker(frames), request.command == .workerRequest
+                    else { continue }
+                    holding = (try Envelope(decoding: request.body[0]).messageID, request.client)
+                } else if let reply = try? MDPCodec.decodeClientReply(frames) {
+                    answered[try Envelope(decoding: reply.body[0]).causationID, default: []]
+                        .append(String(decoding: identity, as: UTF8.self))
+                }
+            }
+        }
+        func ask(_ index: Int, from client: String, again: Bool = false) throws -> BrokerStateMachine.Output {
+            let headers = again ? [Envelope.reissueHeader: "1"] : [:]
+            return send(client, MDPCodec.clientRequest(service: "agent", body: [
+                try Envelope(messageID: "r\(index)", runID: "run-\(index)", headers: headers).encoded(), [1],
+            ]))
+        }
+        func askAgain(_ index: Int, from client: String) throws {
+            let output = try ask(index, from: client, again: true)
+            #expect(output.events.isEmpty && output.sends.isEmpty && output.early.isEmpty, "r\(index)")
+        }
+        func finish(on worker: String) throws {
+            let (id, client) = try #require(holding)
+            holding = nil
+            try record(send(worker, MDPCodec.workerReply(.workerFinal, client: client, body: [
+                try Envelope(messageID: "\(id)/reply", runID: "run-\(id.dropFirst())", causationID: id).encoded(), [2],
+            ])), worker: worker)
+        }
+        let metadata = WorkerMetadata(version: "1", capacity: 1).encoded()
+        _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        for index in 0..<200 { try record(ask(index, from: "old"), worker: "w1") }
+        #expect(holding?.id == "r0" && machine.services["agent"]?.queued == 199)
+        try askAgain(150, from: "a150")
+        for round in 1...100 {
+            if round == 40 { try askAgain(120, from: "a120") }
+            try finish(on: "w1")
+        }
+        // r100 is at w1; the hundred taken before it have been dropped from the queue's storage.
+        #expect(holding?.id == "r100" && machine.services["agent"]?.queued == 99)
+        try askAgain(160, from: "a160")
+        try askAgain(100, from: "a100")
+        // w1 falls silent: r100 goes back to the front of the queue, where it is asked again.
+        let expired = tick(after: 400)
+        #expect(expired.events.map(\.type) == ["worker.left", "request.redelivered"])
+        holding = nil
+        try askAgain(100, from: "b100")
+        try askAgain(101, from: "a101")
+        try record(send("w2", MDPCodec.workerReady(service: "agent", metadata: metadata)), worker: "w2")
+        #expect(holding?.id == "r100")
+        for _ in 100..<200 { try finish(on: "w2") }
+        #expect(holding == nil && machine.services["agent"]?.queued == 0)
+        #expect(received == 200)
+        let moved = ["r100": "b100", "r101": "a101", "r120": "a120", "r150": "a150", "r160": "a160"]
+        for index in 0..<200 {
+            #expect(answered["r\(index)"] == [moved["r\(index)"] ?? "old"], "r\(index)")
+        }
     }
 
     @Test mutating func aRequestRedeliveredAfterALongCallDoesNotExpireAtOnce() throws {
