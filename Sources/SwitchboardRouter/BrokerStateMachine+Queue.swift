@@ -18,12 +18,11 @@ extension BrokerStateMachine {
         private var positions: [String: Int]?
         /// No waiting request expires before this, or was received before ``earliestReceived``.
         /// Taking requests leaves the bounds low, which only makes the next check read the queue.
-        private(set) var earliestExpiry = Int64.max
-        private(set) var earliestReceived = Int64.max
+        private var earliestExpiry = Int64.max
+        private var earliestReceived = Int64.max
 
         var count: Int { requests.count - start }
         var isEmpty: Bool { requests.count == start }
-        var waiting: ArraySlice<Request> { requests[start...] }
 
         mutating func append(_ request: Request) {
             if positions != nil { positions?[request.messageID] = requests.count }

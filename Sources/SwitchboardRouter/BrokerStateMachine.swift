@@ -302,10 +302,15 @@ struct BrokerStateMachine {
     {
         // The search below runs only for an id asked again, not for every new request.
         guard openNative.contains(Prehashed(messageID)) else { return false }
-        for name in services.keys where services[name]?.queue.attach(messageID, to: client, framing: framing) == true {
-            return true
+        for name in Array(services.keys) {
+            // Taken out and put back: changed while the table is iterated, the table and the
+            // queue would both be copied.
+            guard var service = services.removeValue(forKey: name) else { continue }
+            let attached = service.queue.attach(messageID, to: client, framing: framing)
+            services[name] = service
+            if attached { return true }
         }
-        for (identity, worker) in workers where worker.inFlight[messageID] != nil {
+        if let identity = workers.first(where: { $0.value.inFlight[messageID] != nil })?.key {
             workers[identity]?.inFlight[messageID]?.attach(client, framing: framing)
             return true
         }
@@ -527,10 +532,10 @@ struct BrokerStateMachine {
 
     private mutating func expireRequests(of name: String, now: Now, into output: inout Output) {
         let grace = Int64(configuration.unknownServiceGrace)
-        guard let service = services[name],
-              service.queue.mayBeDue(now: now.milliseconds, hasWorkers: !service.workers.isEmpty, grace: grace),
-              var service = services.removeValue(forKey: name)
-        else { return }
+        let due = services[name].map {
+            $0.queue.mayBeDue(now: now.milliseconds, hasWorkers: !$0.workers.isEmpty, grace: grace)
+        }
+        guard due == true, var service = services.removeValue(forKey: name) else { return }
         let hasWorkers = !service.workers.isEmpty
         func unserved(_ request: Request) -> Bool { !hasWorkers && now.milliseconds - request.receivedAt >= grace }
         let failed = service.queue.removeAll { unserved($0) || now.milliseconds >= $0.expiresAt }
