@@ -44,9 +44,34 @@ public actor Counter: Agent {
         struct Input: Decodable {
             var add: Int?
         }
-        let input = message.payload.bytes.isEmpty ? Input() : try message.payload.decode(Input.self)
-        try context.emit(Added(amount: input.add ?? 1))
+        let amount: Int
+        if message.payload.bytes.isEmpty {
+            amount = 1
+        } else if let plain = Self.plainAdd(message.payload.bytes) {
+            amount = plain
+        } else {
+            amount = try message.payload.decode(Input.self).add ?? 1
+        }
+        try context.emit(Added(amount: amount))
         return try Payload(json: ["total": state.total])
+    }
+
+    /// `n` of an input that is exactly `{"add": n}` with `n` a plain JSON integer; nil for anything
+    /// else, which JSONDecoder then reads (and rejects, when it is not valid).
+    static func plainAdd(_ bytes: [UInt8]) -> Int? {
+        var amount: Int?
+        var members = 0
+        let flat = bytes.withUnsafeBytes { raw in
+            FlatJSON.forEach(in: raw) { member in
+                members += 1
+                guard members == 1, member.keyIs("add"), !member.isString, let text = member.string,
+                      let value = Int(text), text == String(value)
+                else { return false }
+                amount = value
+                return true
+            }
+        }
+        return flat ? amount : nil
     }
 }
 

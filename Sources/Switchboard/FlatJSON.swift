@@ -44,6 +44,9 @@ struct FlatJSON {
 
         var isArray: Bool { value.first == UInt8(ascii: "[") }
 
+        /// Whether the value is a quoted string.
+        var isString: Bool { value.first == UInt8(ascii: "\"") }
+
         /// A string's unescaped text, or a number's or literal's text; nil for an array.
         var string: String? {
             guard let first = value.first, first != UInt8(ascii: "[") else { return nil }

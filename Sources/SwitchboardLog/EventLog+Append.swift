@@ -32,32 +32,51 @@ extension EventLog {
 
     /// Appends the events of `batches`, in order, in one write transaction, as ``append(_:)-([NewEvent])``
     /// does with them joined; joining them first would copy every event.
+    ///
+    /// The arrays are taken over: handed over as their last use, their events' fields move into
+    /// the recorded events instead of being copied (a copy retains each of seven fields).
     @available(*, noasync, message: "append blocks on disk I/O; call it from a dedicated thread")
     @discardableResult
-    public func append(batches: [[NewEvent]]) throws -> AppendResult {
+    public func append(batches: consuming [[NewEvent]]) throws -> AppendResult {
         guard !isReadOnly else { throw EventLogError(.readOnly, "the event log is open read-only") }
-        var records: [[UInt8]] = []
-        records.reserveCapacity(batches.reduce(0) { $0 + $1.count })
-        // Read in place, not copied out of the array: an event has seven reference-counted fields.
-        for batch in batches.indices {
-            for index in batches[batch].indices {
-                try RecordCodec.validate(batches[batch][index], maximumPayloadSize: configuration.maximumPayloadSize)
-                if batches[batch][index].streamID.isEmpty && batches[batch][index].expectedVersion != .any {
-                    throw EventLogError(
-                        .invalidEvent, "an expected version needs a stream id (event \(batches[batch][index].type))")
-                }
-                records.append(RecordCodec.encode(batches[batch][index]))
-            }
-        }
-        if records.isEmpty {
+        let count = batches.reduce(0) { $0 + $1.count }
+        if count == 0 {
             let next = try tail() + 1
             return AppendResult(firstPosition: next, lastPosition: next - 1)
         }
-        return try EventLogError.mapping {
-            try environment.write { txn in
-                try appendRecords(batches, &records, in: txn)
+        var records: [[UInt8]] = []
+        var recorded: [RecordedEvent] = []
+        var expected: [ExpectedVersion] = []
+        records.reserveCapacity(count)
+        recorded.reserveCapacity(count)
+        expected.reserveCapacity(count)
+        let maximumPayloadSize = configuration.maximumPayloadSize
+        // Built before the transaction, which may run again after the map grows: what the log
+        // assigns is filled in there, in place.
+        for batch in batches.indices {
+            try batches[batch].withUnsafeMutableBufferPointer { events in
+                guard let base = events.baseAddress else { return }
+                for index in events.indices {
+                    // Moved out and back: read through the buffer, each call would get a copy.
+                    var event = (base + index).move()
+                    defer { (base + index).initialize(to: event) }
+                    try RecordCodec.validate(event, maximumPayloadSize: maximumPayloadSize)
+                    if event.streamID.isEmpty && event.expectedVersion != .any {
+                        throw EventLogError(.invalidEvent, "an expected version needs a stream id (event \(event.type))")
+                    }
+                    records.append(RecordCodec.encode(event))
+                    expected.append(event.expectedVersion)
+                    recorded.append(RecordedEvent(moving: &event))
+                }
             }
         }
+        try EventLogError.mapping {
+            try environment.write { txn in
+                try appendRecords(&recorded, expected, &records, in: txn)
+            }
+        }
+        return AppendResult(firstPosition: recorded[0].position, lastPosition: recorded[count - 1].position,
+                            events: recorded)
     }
 
     @available(*, noasync)
@@ -66,78 +85,71 @@ extension EventLog {
         try append([event])
     }
 
+    /// Gives `recorded` their positions, stream versions and hash links, and stores them with
+    /// their indexes and projections.
     private func appendRecords(
-        _ batches: [[NewEvent]], _ records: inout [[UInt8]], in txn: Transaction
-    ) throws -> AppendResult {
+        _ recorded: inout [RecordedEvent], _ expected: [ExpectedVersion], _ records: inout [[UInt8]],
+        in txn: Transaction
+    ) throws {
         var head = try Head.read(txn, databases.meta)
         let first = head.position + 1
         var streamVersions: [String: UInt64] = [:]
         // Batches tend to repeat one stream: remember the last one outside the dictionary.
         var lastStream: (id: String, version: UInt64)?
-        var recorded: [RecordedEvent] = []
-        recorded.reserveCapacity(records.count)
-        var next = 0
-        for batch in batches.indices {
-            // The batch's array is retained, its events read in place: a copy retains every field.
-            let events = batches[batch]
-            for index in events.indices {
-                defer { next += 1 }
-                let streamID = events[index].streamID
-                var streamVersion: UInt64 = 0
-                if !streamID.isEmpty {
-                    let current: UInt64
-                    if let lastStream, lastStream.id == streamID {
-                        current = lastStream.version
-                    } else {
-                        if let lastStream { streamVersions[lastStream.id] = lastStream.version }
-                        current = try streamVersions[streamID] ?? currentStreamVersion(streamID, in: txn)
-                    }
-                    guard events[index].expectedVersion.admits(current) else {
-                        throw EventLogError(
-                            .versionConflict,
-                            "stream \(streamID) is at version \(current), the append expected \(events[index].expectedVersion)")
-                    }
-                    streamVersion = current + 1
-                    lastStream = (streamID, streamVersion)
+        for next in recorded.indices {
+            let streamID = recorded[next].streamID
+            var streamVersion: UInt64 = 0
+            if !streamID.isEmpty {
+                let current: UInt64
+                if let lastStream, lastStream.id == streamID {
+                    current = lastStream.version
+                } else {
+                    if let lastStream { streamVersions[lastStream.id] = lastStream.version }
+                    current = try streamVersions[streamID] ?? currentStreamVersion(streamID, in: txn)
                 }
-                let position = head.position + 1
-                let checksum = RecordCodec.seal(
-                    &records[next], position: position, streamVersion: streamVersion, previousHash: head.hash)
-                try withUnsafeBytes(of: position.bigEndian) { key in
-                    try records[next].withUnsafeBytes { value in
-                        try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
-                    }
+                guard expected[next].admits(current) else {
+                    throw EventLogError(
+                        .versionConflict,
+                        "stream \(streamID) is at version \(current), the append expected \(expected[next])")
                 }
-                if !events[index].runID.isEmpty {
-                    if let runs = databases.runs {
-                        // A run's positions only grow: each is appended after the run's last one.
-                        var runID = events[index].runID
-                        try runID.withUTF8 { key in
-                            try withUnsafeBytes(of: position.bigEndian) { value in
-                                try txn.put(runs, key: UnsafeRawBufferPointer(key), value: value, flags: sb_lmdb_appenddup)
-                            }
-                        }
-                    } else {
-                        try IndexKeys.withKey(.run, events[index].runID, position) { key in
-                            try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
-                        }
-                    }
-                }
-                if !streamID.isEmpty {
-                    try IndexKeys.withKey(.stream, streamID, streamVersion) { key in
-                        try withUnsafeBytes(of: position.bigEndian) { value in
-                            try txn.put(databases.index, key: key, value: value)
-                        }
-                    }
-                }
-                recorded.append(RecordedEvent(
-                    position: position, type: events[index].type, schemaVersion: events[index].schemaVersion,
-                    runID: events[index].runID, streamID: streamID, streamVersion: streamVersion,
-                    messageID: events[index].messageID, causationID: events[index].causationID,
-                    timestamp: events[index].timestamp, payload: events[index].payload,
-                    payloadEncoding: events[index].payloadEncoding, previousHash: head.hash, checksum: checksum))
-                head = Head(position: position, hash: SHA256Hasher.digest(records[next]))
+                streamVersion = current + 1
+                lastStream = (streamID, streamVersion)
             }
+            let position = head.position + 1
+            let checksum = RecordCodec.seal(
+                &records[next], position: position, streamVersion: streamVersion, previousHash: head.hash)
+            try withUnsafeBytes(of: position.bigEndian) { key in
+                try records[next].withUnsafeBytes { value in
+                    try txn.put(databases.events, key: key, value: value, flags: sb_lmdb_append)
+                }
+            }
+            if !recorded[next].runID.isEmpty {
+                if let runs = databases.runs {
+                    // A run's positions only grow: each is appended after the run's last one.
+                    var runID = recorded[next].runID
+                    try runID.withUTF8 { key in
+                        try withUnsafeBytes(of: position.bigEndian) { value in
+                            try txn.put(runs, key: UnsafeRawBufferPointer(key), value: value, flags: sb_lmdb_appenddup)
+                        }
+                    }
+                } else {
+                    try IndexKeys.withKey(.run, recorded[next].runID, position) { key in
+                        try txn.put(databases.index, key: key, value: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                }
+            }
+            if !streamID.isEmpty {
+                try IndexKeys.withKey(.stream, streamID, streamVersion) { key in
+                    try withUnsafeBytes(of: position.bigEndian) { value in
+                        try txn.put(databases.index, key: key, value: value)
+                    }
+                }
+            }
+            recorded[next].position = position
+            recorded[next].streamVersion = streamVersion
+            recorded[next].previousHash = head.hash
+            recorded[next].checksum = checksum
+            head = Head(position: position, hash: SHA256Hasher.digest(records[next]))
         }
         for (projection, database) in projections {
             // A projection still catching up folds these events later, from the log.
@@ -146,7 +158,6 @@ extension EventLog {
             try setCheckpoint(head.position, of: projection, in: txn)
         }
         try txn.put(databases.meta, key: MetaKey.head, value: head.encoded)
-        return AppendResult(firstPosition: first, lastPosition: head.position, events: recorded)
     }
 
     /// The number of events in `streamID` as of `txn`.

@@ -21,7 +21,9 @@ final class LogWriter: Sendable {
     }
 
     private struct State {
-        var queue: [(batch: UInt64, events: [NewEvent])] = []
+        /// Batch numbers and their events, apart: the events are handed to the log as they are.
+        var batches: [UInt64] = []
+        var events: [[NewEvent]] = []
         var completed: [Completed] = []
         var failure: (any Error)?
         var stopping = false
@@ -42,7 +44,10 @@ final class LogWriter: Sendable {
     }
 
     func submit(batch: UInt64, events: [NewEvent]) {
-        state.withLock { $0.queue.append((batch, events)) }
+        state.withLock { state in
+            state.batches.append(batch)
+            state.events.append(events)
+        }
         wakeup.signal()
     }
 
@@ -85,20 +90,23 @@ final class LogWriter: Sendable {
         }
         while true {
             wakeup.wait()
-            let (work, stopping) = state.withLock { state in
-                defer { state.queue = [] }
-                return (state.queue, state.stopping)
+            let (batches, events, stopping) = state.withLock { state in
+                defer {
+                    state.batches = []
+                    state.events = []
+                }
+                return (state.batches, state.events, state.stopping)
             }
-            if !work.isEmpty {
+            if !batches.isEmpty {
                 do {
-                    // Neither joined nor split into new arrays: that would copy every event, each
-                    // with its fields retained.
-                    // Batches of sends alone need no transaction.
-                    let recorded = work.allSatisfy(\.events.isEmpty) ? [] : try log.append(batches: work.map(\.events)).events
+                    let counts = events.map(\.count)
+                    // Handed over whole, as their last use: the log moves the events' fields into
+                    // the recorded events. Batches of sends alone need no transaction.
+                    let recorded = counts.allSatisfy { $0 == 0 } ? [] : try log.append(batches: consume events).events
                     var offset = 0
-                    let completed = work.map { item in
-                        defer { offset += item.events.count }
-                        return Completed(batch: item.batch, events: recorded[offset..<offset + item.events.count])
+                    let completed = batches.indices.map { index in
+                        defer { offset += counts[index] }
+                        return Completed(batch: batches[index], events: recorded[offset..<offset + counts[index]])
                     }
                     state.withLock { $0.completed += completed }
                 } catch {

@@ -17,8 +17,12 @@ public struct PendingRequestsProjection: Projection {
         for index in events.indices where events[index].streamID.isEmpty {
             switch events[index].type {
             case RouterEvents.requestReceived:
-                try state.setValue(Self.encode(position: events[index].position, redeliveries: 0),
-                                   forKey: Array(events[index].messageID.utf8))
+                // Key and value on the stack: one is written for every request.
+                try Self.withKey(events[index].messageID) { key in
+                    try Self.withEncoded(position: events[index].position, redeliveries: 0) { value in
+                        try state.setValue(value, forKey: key)
+                    }
+                }
             case RouterEvents.requestRedelivered:
                 let key = Array(events[index].messageID.utf8)
                 if let entry = try state.value(forKey: key).flatMap(Self.decode) {
@@ -26,10 +30,26 @@ public struct PendingRequestsProjection: Projection {
                                        forKey: key)
                 }
             case RouterEvents.replyFinal, RouterEvents.requestFailed:
-                try state.removeValue(forKey: Array(events[index].causationID.utf8))
+                try Self.withKey(events[index].causationID) { key in try state.removeValue(forKey: key) }
             default:
                 break
             }
+        }
+    }
+
+    private static func withKey<R>(_ id: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if let result = try id.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        return try Array(id.utf8).withUnsafeBytes(body)
+    }
+
+    private static func withEncoded<R>(position: UInt64, redeliveries: UInt32,
+                                       _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 12, alignment: 8) { raw in
+            raw.storeBytes(of: position.littleEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: redeliveries.littleEndian, toByteOffset: 8, as: UInt32.self)
+            return try body(UnsafeRawBufferPointer(raw))
         }
     }
 

@@ -167,7 +167,11 @@ public final class Router: Sendable {
             }
             try send(output.early, on: socket)
             if !output.events.isEmpty || !output.sends.isEmpty {
-                writer.submit(batch: machine.batch, events: output.events)
+                // Moved out, not shared: the writer moves the events' fields into the recorded
+                // events when it holds the only reference to their array.
+                var events: [NewEvent] = []
+                swap(&events, &output.events)
+                writer.submit(batch: machine.batch, events: events)
                 pending.append((machine.batch, output.sends))
                 machine.sealBatch()
             } else {

@@ -305,6 +305,34 @@ import TestSupport
         }
     }
 
+    /// The recorded events an append returns are built before its transaction, which runs again
+    /// when the map must grow: what they say must be what was stored, and the caller's events stay
+    /// as they were (their fields move only out of arrays the log was handed alone).
+    @Test func anAppendThatGrowsTheMapReturnsTheEventsAsStored() throws {
+        try withTemporaryDirectory { dir in
+            let log = try EventLog.open(at: dir, configuration: .init(durability: .buffered, initialMapSize: 1 << 20))
+            let payload = [UInt8](repeating: 9, count: 8192)
+            let events = (0..<400).map {
+                NewEvent(type: "big", runID: "run-\($0 % 7)", streamID: "stream-\($0 % 3)", messageID: "message-\($0)",
+                         causationID: "cause-\($0)", payload: payload, payloadEncoding: .binary)
+            }
+            let result = try log.append(events)
+            #expect(try log.statistics().mapSize > 1 << 20)
+            #expect(result.firstPosition == 1 && result.lastPosition == 400)
+            #expect(events.allSatisfy { (event: NewEvent) -> Bool in event.payload == payload })
+            #expect(events.map(\.messageID) == (0..<400).map { (index: Int) -> String in "message-\(index)" })
+            let stored = try log.events(from: 1)
+            // Positions only on failure: the events' payloads would fill the output.
+            #expect(stored.count == result.events.count)
+            let mismatched = zip(stored, result.events).filter { $0.0 != $0.1 }.map(\.0.position)
+            #expect(mismatched.isEmpty, "returned events differing from the stored ones: \(mismatched.prefix(5))")
+            #expect(stored.map(\.messageID) == events.map(\.messageID))
+            let versions: [UInt64] = (0..<400).map { (index: Int) -> UInt64 in UInt64(index / 3 + 1) }
+            #expect(stored.map(\.streamVersion) == versions)
+            #expect(try log.verify().isSound)
+        }
+    }
+
     @Test func statisticsCountEventsAndRuns() throws {
         try withTemporaryDirectory { dir in
             let log = try EventLog.open(at: dir)

@@ -35,3 +35,20 @@ import Testing
         #expect(parse(text) == nil)
     }
 }
+
+/// The counter reads `{"add": n}` without JSONDecoder; anything else must still reach JSONDecoder,
+/// so the agent accepts and rejects exactly what it did with JSONDecoder alone.
+@Suite struct CounterInputTests {
+    @Test(arguments: [(#"{"add":1}"#, 1), (#"{ "add" : -42 }"#, -42), (#"{"add":0}"#, 0),
+                      (#"{"add":9223372036854775807}"#, Int.max)])
+    func readsAPlainInteger(text: String, amount: Int) {
+        #expect(Counter.plainAdd(Array(text.utf8)) == amount)
+    }
+
+    @Test(arguments: [#"{"add":"1"}"#, #"{"add":1.5}"#, #"{"add":01}"#, #"{"add":-0}"#, #"{"add":1e2}"#,
+                      #"{"add":null}"#, #"{"add":1,"add":2}"#, #"{"more":1,"add":1}"#, #"{"\u0061dd":1}"#,
+                      #"{"add":99999999999999999999}"#, #"{}"#, #"{"add":[1]}"#, #"{"add":1"#, "[1]"])
+    func leavesEverythingElseToJSONDecoder(text: String) {
+        #expect(Counter.plainAdd(Array(text.utf8)) == nil)
+    }
+}

@@ -76,13 +76,16 @@ final class Transaction {
     /// Deletes `key`; returns false when it was not there.
     @discardableResult
     func delete(_ db: Database, key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { (key) throws in
-            var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
-            let rc = mdb_del(live, db.dbi, &k, nil)
-            if rc == MDB_NOTFOUND { return false }
-            try LMDBError.check(rc, "mdb_del")
-            return true
-        }
+        try key.withUnsafeBytes { (key) throws in try delete(db, key: key) }
+    }
+
+    @discardableResult
+    func delete(_ db: Database, key: UnsafeRawBufferPointer) throws -> Bool {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = mdb_del(live, db.dbi, &k, nil)
+        if rc == MDB_NOTFOUND { return false }
+        try LMDBError.check(rc, "mdb_del")
+        return true
     }
 
     /// Removes every entry of `db`, keeping the database.

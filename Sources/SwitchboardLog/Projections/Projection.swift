@@ -40,6 +40,24 @@ public final class ProjectionState {
     public func removeValue(forKey key: [UInt8]) throws {
         try transaction.delete(database, key: key)
     }
+
+    /// Calls `body` with the value stored under `key` (1–511 bytes), or nil, read where it lies
+    /// in the log's memory map: do not keep it. Neither the key nor the value becomes an array.
+    public func withValue<R>(forKey key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R)
+        throws -> R
+    {
+        try body(try transaction.get(database, key: key))
+    }
+
+    /// ``setValue(_:forKey:)`` from buffers the caller owns, such as one on the stack.
+    public func setValue(_ value: UnsafeRawBufferPointer, forKey key: UnsafeRawBufferPointer) throws {
+        try transaction.put(database, key: key, value: value)
+    }
+
+    /// ``removeValue(forKey:)`` with a key the caller owns.
+    public func removeValue(forKey key: UnsafeRawBufferPointer) throws {
+        try transaction.delete(database, key: key)
+    }
 }
 
 /// One key-value pair of a projection's state.

@@ -113,38 +113,52 @@ public struct RunStatus: Sendable, Hashable {
     /// Value format 2: u8 2, u8 length + state, u64 first, u64 last, u64 count, i64 ×2 timestamps,
     /// u32 open requests (LE). Format 1 lacks the last field.
     func encoded() -> [UInt8] {
-        // Sized once: a row is written per run in every commit.
-        var out: [UInt8] = []
-        out.reserveCapacity(2 + state.rawValue.utf8.count + 44)
-        out.append(2)
-        out.append(UInt8(state.rawValue.utf8.count))
-        out.append(contentsOf: state.rawValue.utf8)
-        func put(_ value: UInt64) {
-            withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+        withEncoded { Array($0) }
+    }
+
+    /// Calls `body` with the encoded row, built on the stack: a row is written per run in every commit.
+    func withEncoded<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let stateLength = min(state.rawValue.utf8.count, 255)
+        let count = 2 + stateLength + 44
+        return try withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { out in
+            out[0] = 2
+            out[1] = UInt8(stateLength)
+            var offset = 2
+            for byte in state.rawValue.utf8.prefix(stateLength) {
+                out[offset] = byte
+                offset += 1
+            }
+            func put(_ value: UInt64) {
+                out.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt64.self)
+                offset += 8
+            }
+            put(firstPosition)
+            put(lastPosition)
+            put(eventCount)
+            put(UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch))
+            put(UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch))
+            out.storeBytes(of: openRequests.littleEndian, toByteOffset: offset, as: UInt32.self)
+            return try body(UnsafeRawBufferPointer(out))
         }
-        put(firstPosition)
-        put(lastPosition)
-        put(eventCount)
-        put(UInt64(bitPattern: firstTimestamp.nanosecondsSinceEpoch))
-        put(UInt64(bitPattern: lastTimestamp.nanosecondsSinceEpoch))
-        withUnsafeBytes(of: openRequests.littleEndian) { out.append(contentsOf: $0) }
-        return out
     }
 
     init?(runID: String, encoded bytes: [UInt8]) {
+        guard let row = bytes.withUnsafeBytes({ RunStatus(runID: runID, encoded: $0) }) else { return nil }
+        self = row
+    }
+
+    init?(runID: String, encoded bytes: UnsafeRawBufferPointer) {
         // Format 1 rows are read by a log opened read-only whose projection predates version 2.
         guard bytes.count >= 2, bytes[0] == 1 || bytes[0] == 2 else { return nil }
         let stateLength = Int(bytes[1])
         guard bytes.count == 2 + stateLength + (bytes[0] == 1 ? 40 : 44) else { return nil }
-        let stateBytes = bytes[2..<2 + stateLength]
+        let stateBytes = UnsafeRawBufferPointer(rebasing: bytes[2..<2 + stateLength])
         // A state is ASCII: no validator (which instantiates generic metadata on every call) for it.
         guard let state = stateBytes.allSatisfy({ $0 < 0x80 }) ? String(decoding: stateBytes, as: UTF8.self)
                 : String(validating: stateBytes, as: UTF8.self)
         else { return nil }
         func number(_ index: Int) -> UInt64 {
-            bytes.withUnsafeBytes { raw in
-                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + index * 8, as: UInt64.self))
-            }
+            UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + stateLength + index * 8, as: UInt64.self))
         }
         self.runID = runID
         self.state = RunState(rawValue: state)
@@ -154,9 +168,7 @@ public struct RunStatus: Sendable, Hashable {
         firstTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(3)))
         lastTimestamp = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: number(4)))
         if bytes[0] == 2 {
-            openRequests = bytes.withUnsafeBytes { raw in
-                UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 2 + stateLength + 40, as: UInt32.self))
-            }
+            openRequests = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 + stateLength + 40, as: UInt32.self))
         }
     }
 }
@@ -192,10 +204,18 @@ public struct RunStatusProjection: Projection {
                 last = found
                 continue
             }
-            if let bytes = try state.value(forKey: Array(runID.utf8)) {
-                guard var row = RunStatus(runID: runID, encoded: bytes) else {
-                    throw EventLogError(.corruptRecord, "run-status row of run \(runID) is unreadable")
+            // Read where it lies, under a key on the stack: no array for either.
+            let stored = try RunStatusProjection.withKey(runID) { key in
+                try state.withValue(forKey: key) { bytes in
+                    try bytes.map { bytes in
+                        guard let row = RunStatus(runID: runID, encoded: bytes) else {
+                            throw EventLogError(.corruptRecord, "run-status row of run \(runID) is unreadable")
+                        }
+                        return row
+                    }
                 }
+            }
+            if var row = stored {
                 row.fold(events[position])
                 rows.append(row)
             } else {
@@ -205,7 +225,17 @@ public struct RunStatusProjection: Projection {
             index[runID] = last
         }
         for row in rows {
-            try state.setValue(row.encoded(), forKey: Array(row.runID.utf8))
+            try RunStatusProjection.withKey(row.runID) { key in
+                try row.withEncoded { value in try state.setValue(value, forKey: key) }
+            }
         }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of `runID` where they lie (a copy only for a bridged string).
+    static func withKey<R>(_ runID: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if let result = try runID.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        return try Array(runID.utf8).withUnsafeBytes(body)
     }
 }

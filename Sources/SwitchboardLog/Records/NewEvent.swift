@@ -135,3 +135,20 @@ public struct RecordedEvent: Sendable, Hashable {
         self.checksum = checksum
     }
 }
+
+extension RecordedEvent {
+    /// The fields of `event` moved in (it is left with empty ones), and what the log assigns zero.
+    init(moving event: inout NewEvent) {
+        func take<Value>(_ field: inout Value, _ empty: Value) -> Value {
+            var value = empty
+            swap(&value, &field)
+            return value
+        }
+        self.init(
+            position: 0, type: take(&event.type, ""), schemaVersion: event.schemaVersion,
+            runID: take(&event.runID, ""), streamID: take(&event.streamID, ""), streamVersion: 0,
+            messageID: take(&event.messageID, ""), causationID: take(&event.causationID, ""),
+            timestamp: event.timestamp, payload: take(&event.payload, []), payloadEncoding: event.payloadEncoding,
+            previousHash: .zero, checksum: 0)
+    }
+}

@@ -56,12 +56,16 @@ enum RecordCodec {
             raw.storeBytes(of: UInt32(event.payload.count).littleEndian, toByteOffset: 64, as: UInt32.self)
             var offset = headerSize
             func put(_ string: String, _ index: Int) {
-                var string = string
-                string.withUTF8 { utf8 in
+                func copy(_ utf8: UnsafeBufferPointer<UInt8>) {
                     raw[68 + index] = UInt8(utf8.count)
                     UnsafeMutableRawBufferPointer(rebasing: raw[offset..<offset + utf8.count])
                         .copyMemory(from: UnsafeRawBufferPointer(utf8))
                     offset += utf8.count
+                }
+                // Read in place: a `var` copy to call `withUTF8` on retains the string.
+                if string.utf8.withContiguousStorageIfAvailable(copy) == nil {
+                    var string = string
+                    string.withUTF8(copy)
                 }
             }
             put(event.type, 0)
