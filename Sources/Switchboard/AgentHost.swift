@@ -305,7 +305,17 @@ public final class AgentHost: Sendable {
             payload = [error.body]
         }
         if !events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(events.count) }
-        return ([try envelope.encoded()] + payload + (try events.map { try $0.encoded() }), current)
+        return (try Self.body(envelope, payload, events), current)
+    }
+
+    /// The envelope, the frames and the events of a message, in one array sized once.
+    static func body(_ envelope: Envelope, _ frames: [[UInt8]], _ events: [EmittedEvent]) throws -> [[UInt8]] {
+        var body: [[UInt8]] = []
+        body.reserveCapacity(1 + frames.count + events.count)
+        body.append(try envelope.encoded())
+        body.append(contentsOf: frames)
+        for event in events { body.append(try event.encoded()) }
+        return body
     }
 
     private static func replyEnvelope(to message: AgentMessage, error: Bool) -> Envelope {

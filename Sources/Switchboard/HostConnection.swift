@@ -131,7 +131,7 @@ final class HostConnection: Sendable {
         var envelope = Envelope(messageID: ask.messageID, runID: ask.runID, causationID: ask.causationID,
                                 headers: ask.headers)
         if !ask.events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(ask.events.count) }
-        let body = [try envelope.encoded()] + ask.frames + (try ask.events.map { try $0.encoded() })
+        let body = try AgentHost.body(envelope, ask.frames, ask.events)
         let frames = MDPCodec.clientRequest(service: ask.service, body: body)
         let interval = Int64(askResendInterval)
         let resendAt = interval > 0 ? MonotonicTime.milliseconds() + interval : .max
@@ -280,6 +280,7 @@ final class HostConnection: Sendable {
         // Overdue asks are looked for at most once a second.
         let resendScan = Int64(min(askResendInterval, 1000))
         var nextResendScan = resendScan > 0 ? MonotonicTime.milliseconds() + resendScan : .max
+        var poller = ZMQPoller([wake, client] + sockets.map(\.socket))
         while true {
             let now = MonotonicTime.milliseconds()
             if now >= nextResendScan {
@@ -297,11 +298,14 @@ final class HostConnection: Sendable {
                 }
             }
             if resend { try resendAsks(on: client) }
-            let nextBeat = min(sockets.map { $0.lastSent + Int64(heartbeatInterval) }.min() ?? (now + 1000),
-                               nextResendScan)
+            var nextBeat = sockets.isEmpty ? now + 1000 : Int64.max
+            for worker in sockets { nextBeat = min(nextBeat, worker.lastSent + Int64(heartbeatInterval)) }
+            nextBeat = min(nextBeat, nextResendScan)
             let timeout = Int(max(0, min(nextBeat - MonotonicTime.milliseconds(), 1000)))
-            let readable = try ZMQSocket.poll([wake, client] + sockets.map(\.socket), timeout: timeout)
-            if readable[0] {
+            // A worker's socket is new after it registered again.
+            for (index, worker) in sockets.enumerated() { poller.set(index + 2, worker.socket) }
+            try poller.poll(timeout: timeout)
+            if poller.isReadable(0) {
                 while try wake.receive(wait: false) != nil {}
                 outboxMayHold = true
             }
@@ -330,13 +334,13 @@ final class HostConnection: Sendable {
                     return
                 }
             }
-            if readable[1] {
+            if poller.isReadable(1) {
                 while let frames = try client.receive(wait: false) {
                     deliver(frames)
                 }
             }
             var registeredAgain = false
-            for (index, worker) in sockets.enumerated() where readable[index + 2] {
+            for (index, worker) in sockets.enumerated() where poller.isReadable(index + 2) {
                 registeredAgain = try receive(on: worker, onRequest: onRequest) || registeredAgain
             }
             // A router that does not know us restarted: the asks it had not committed are gone.

@@ -125,13 +125,16 @@ public final class Router: Sendable {
         let catchUp = CatchUpService(log: log)
         // State reads wait for the commit of everything received before them.
         var stateReads: [(batch: UInt64, identity: [UInt8], frames: [[UInt8]])] = []
+        // The notifications, then the publisher (always polled), then the socket, left out while
+        // too many batches await their commit.
+        var poller = ZMQPoller([notify] + (publisher.map { [$0] } ?? []) + [socket])
+        let socketIndex = poller.count - 1
         while !stopping.load(ordering: .relaxed) && !shouldStop() {
             let timeout = Int(min(machine.nextDeadline(now: clock.now()), 100))
             // With too many batches awaiting their commit, stop reading: peers queue in ZeroMQ meanwhile.
             let reading = pending.count - pendingStart < Self.maximumBatchesInFlight
-            let sockets = [notify] + (reading ? [socket] : []) + (publisher.map { [$0] } ?? [])
-            let readable = try ZMQSocket.poll(sockets, timeout: timeout)
-            if readable[0] {
+            try poller.poll(timeout: timeout, count: reading ? poller.count : socketIndex)
+            if poller.isReadable(0) {
                 while try notify.receive(wait: false) != nil {}
             }
             if pending.count > pendingStart {
@@ -139,7 +142,7 @@ public final class Router: Sendable {
                 try deliverCompleted()
             }
             var output = BrokerStateMachine.Output()
-            if reading && readable[1] {
+            if reading && poller.isReadable(socketIndex) {
                 var count = 0
                 while count < configuration.maximumBatch, let (identity, body) = try socket.receiveRouted(wait: false) {
                     count += 1
@@ -156,7 +159,7 @@ public final class Router: Sendable {
                                     dispatching: false)
                 }
             }
-            if let publisher, readable.last == true {
+            if let publisher, poller.isReadable(1) {
                 // Subscriptions arrive as messages on XPUB; they need no answer.
                 while try publisher.receive(wait: false) != nil {}
             }

@@ -59,6 +59,46 @@ import Testing
         #expect(try router.receiveRouted(wait: false) == nil)
     }
 
+    /// A poller kept between polls: readiness is that of the last poll, a socket put in place of
+    /// another is the one polled, and sockets past `count` are left out.
+    @Test func aPollerKeptBetweenPollsSeesEachSocketItHolds() throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://poller-\(UInt64.random(in: 0...UInt64.max))"
+        let receivers = try (0..<3).map { index in
+            let receiver = try ZMQSocket(context, type: .pair)
+            try receiver.bind("\(endpoint)-\(index)")
+            return receiver
+        }
+        let senders = try (0..<3).map { index in
+            let sender = try ZMQSocket(context, type: .pair)
+            try sender.connect("\(endpoint)-\(index)")
+            return sender
+        }
+        var poller = ZMQPoller([receivers[0], receivers[1]])
+        #expect(poller.count == 2)
+        try poller.poll(timeout: 0)
+        #expect(!poller.isReadable(0) && !poller.isReadable(1))
+
+        try senders[1].send([[1]])
+        try poller.poll(timeout: 5000)
+        #expect(!poller.isReadable(0) && poller.isReadable(1))
+        // Left out of the poll: read as not readable, though a message waits.
+        try poller.poll(timeout: 0, count: 1)
+        #expect(!poller.isReadable(0) && !poller.isReadable(1))
+        #expect(try receivers[1].receive() == [[1]])
+
+        // The third socket in place of the second: its message is seen, the second's is not.
+        try senders[2].send([[2]])
+        try senders[1].send([[3]])
+        poller.set(1, receivers[2])
+        try poller.poll(timeout: 5000)
+        #expect(poller.isReadable(1))
+        #expect(try receivers[2].receive() == [[2]])
+        try poller.poll(timeout: 0)
+        #expect(!poller.isReadable(1))
+        #expect(try ZMQSocket.poll(receivers, timeout: 0) == [false, true, false])
+    }
+
     @Test func socketsAndContextsCloseCleanlyInALoop() throws {
         for index in 0..<200 {
             let context = try ZMQContext()

@@ -23,7 +23,7 @@ public struct ZMQSocketType: RawRepresentable, Sendable, Hashable {
 public final class ZMQSocket {
     public let context: ZMQContext
     public let type: ZMQSocketType
-    private let handle: UnsafeMutableRawPointer
+    fileprivate let handle: UnsafeMutableRawPointer
     /// Reused for every received frame; `zmq_msg_t` must keep a stable address.
     private let message: UnsafeMutablePointer<zmq_msg_t>
     /// Short frames a protocol repeats in every message (MDP's headers): a received frame equal to
@@ -190,14 +190,48 @@ public final class ZMQSocket {
     /// Waits until one of `sockets` is readable or `timeout` milliseconds pass (-1: forever);
     /// returns which are readable.
     public static func poll(_ sockets: [ZMQSocket], timeout: Int) throws -> [Bool] {
-        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        var poller = ZMQPoller(sockets)
+        try poller.poll(timeout: timeout)
+        return sockets.indices.map(poller.isReadable)
+    }
+}
+
+/// A set of sockets polled again and again, its items kept between polls: a loop that polls on
+/// every cycle then builds no arrays for it. It holds each socket until another takes its place.
+public struct ZMQPoller {
+    private var sockets: [ZMQSocket]
+    private var items: [zmq_pollitem_t]
+
+    public init(_ sockets: [ZMQSocket]) {
+        self.sockets = sockets
+        items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    }
+
+    public var count: Int { sockets.count }
+
+    /// Puts `socket` at `index`, as when a socket is replaced by a new one.
+    public mutating func set(_ index: Int, _ socket: ZMQSocket) {
+        guard sockets[index] !== socket else { return }
+        sockets[index] = socket
+        items[index].socket = socket.handle
+    }
+
+    /// Waits, as ``ZMQSocket/poll(_:timeout:)`` does, for the first `count` sockets of the set
+    /// (the rest are left out of this poll and read as not readable).
+    public mutating func poll(timeout: Int, count: Int? = nil) throws {
+        let polled = min(count ?? items.count, items.count)
+        for index in items.indices { items[index].revents = 0 }
         while true {
-            let rc = zmq_poll(&items, Int32(items.count), timeout)
-            if rc >= 0 { break }
+            let rc = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32(polled), timeout) }
+            if rc >= 0 { return }
             if zmq_errno() == EINTR { continue }
-            throw failure("zmq_poll")
+            throw ZMQSocket.failure("zmq_poll")
         }
-        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+
+    /// Whether the socket at `index` was readable at the last poll.
+    public func isReadable(_ index: Int) -> Bool {
+        items[index].revents & Int16(ZMQ_POLLIN) != 0
     }
 }
 
