@@ -44,9 +44,9 @@ public struct AskError: Error, Sendable, Hashable, CustomStringConvertible {
         (try? Payload(json: ["error": code, "message": message]).bytes) ?? []
     }
 
-    /// Parses an error reply's body; nil when the reply is not an error.
-    init?(service: String, envelope: Envelope?, frames: [[UInt8]]) {
-        guard envelope?.headers["status"] == "error" else { return nil }
+    /// Parses an error reply's body; nil when the reply is not an error (its envelope's `status`).
+    init?(service: String, status: String?, frames: [[UInt8]]) {
+        guard status == "error" else { return nil }
         struct Body: Decodable {
             var error: String
             var message: String?

@@ -395,11 +395,11 @@ final class HostConnection: Sendable {
 
     /// Routes a PARTIAL or FINAL to the ask waiting for it.
     private func deliver(_ frames: [[UInt8]]) {
+        // Only the ask's id and the status are read: no dictionary of headers for every reply.
         guard let reply = try? MDPCodec.decodeClientReply(frames), let first = reply.body.first,
-              let envelope = try? Envelope(decoding: first)
+              let (id, status) = try? Envelope.causationID(andHeader: "status", decoding: first)
         else { return }
         let body = Array(reply.body.dropFirst())
-        let id = envelope.causationID
         if reply.command == .partial {
             let onPartial = waiters.withLock { waiters -> (@Sendable (Payload) -> Void)? in
                 waiters[id]?.partials.append(Payload(bytes: body.first ?? []))
@@ -409,7 +409,7 @@ final class HostConnection: Sendable {
             return
         }
         guard let waiter = waiters.withLock({ $0.removeValue(forKey: id) }) else { return }
-        if let error = AskError(service: waiter.service, envelope: envelope, frames: body) {
+        if let error = AskError(service: waiter.service, status: status, frames: body) {
             waiter.continuation.resume(throwing: error)
         } else {
             waiter.continuation.resume(returning: AskReply(payload: Payload(bytes: body.first ?? []), frames: body,

@@ -343,8 +343,7 @@ final class ReplaySession: AgentSession, Sendable {
         case .reply(_, let frames)?:
             progress.withLock { $0.checked += 1 }
             if taken.request.errorReply,
-               let error = AskError(service: ask.service, envelope: Envelope(messageID: "", headers: ["status": "error"]),
-                                    frames: frames) {
+               let error = AskError(service: ask.service, status: "error", frames: frames) {
                 throw error
             }
             return AskReply(payload: Payload(bytes: frames.first ?? []), frames: frames,

@@ -141,12 +141,12 @@ public final class RunClient {
 
     private func result(from replyBody: [[UInt8]]) -> Result? {
         guard let first = replyBody.first,
-              let envelope = try? Envelope(decoding: first),
-              let run = open.removeValue(forKey: envelope.causationID)
+              let (id, status) = try? Envelope.causationID(andHeader: "status", decoding: first),
+              let run = open.removeValue(forKey: id)
         else { return nil }
         let body = Array(replyBody.dropFirst())
         return Result(runID: run.runID, payload: Payload(bytes: body.first ?? []),
-                      error: AskError(service: run.service, envelope: envelope, frames: body))
+                      error: AskError(service: run.service, status: status, frames: body))
     }
 
     /// Waits until the router has a worker for `service` (asking `mmi.service`); false on timeout.

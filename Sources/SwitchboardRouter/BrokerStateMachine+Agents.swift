@@ -29,14 +29,15 @@ extension BrokerStateMachine {
     /// Splits the emitted events off a native body: the body as it is forwarded (its envelope
     /// without the count) and the events to log. Nil when they are malformed, or would not be
     /// accepted by the log: a bad event must be refused here, not fail a commit.
-    static func takeEmitted(from body: [[UInt8]], envelope: Envelope) -> (body: [[UInt8]], events: [EmittedEvent])? {
-        guard envelope.headers[EmittedEvent.headerName] != nil else { return (body, []) }
-        guard let (stripped, events) = EmittedEvent.split(body, envelope: envelope),
+    /// - Parameter announced: the envelope's count of emitted events (nil when it has none).
+    static func takeEmitted(from body: [[UInt8]], announced: String?) -> (body: [[UInt8]], events: [EmittedEvent])? {
+        guard announced != nil else { return (body, []) }
+        guard let (stripped, events) = EmittedEvent.split(body, announced: announced),
               // An agent's event belongs to a stream: router events have none, and cannot be forged.
               events.allSatisfy({ !$0.type.isEmpty && !$0.streamID.isEmpty && JSONText.isValid($0.payload) })
         else { return nil }
         guard let encoded = Envelope.rewriting(body[0], headers: [(EmittedEvent.headerName, nil)])
-                ?? (try? envelope.encoded(omitting: EmittedEvent.headerName))
+                ?? (try? Envelope(decoding: body[0]).encoded(omitting: EmittedEvent.headerName))
         else { return nil }
         return ([encoded] + stripped.dropFirst(), events)
     }

@@ -57,12 +57,17 @@ extension BrokerStateMachine {
     }
 
     /// The key in flight at `worker` of the request a reply answers.
-    static func answered(in worker: Worker, envelope: Envelope?, client: [UInt8]) -> String? {
-        if let envelope {
+    /// - Parameters:
+    ///   - causationID: that of the reply's envelope; nil for a reply without one.
+    ///   - envelope: the reply's envelope frame, read for its message id only when the causation
+    ///     id names no request in flight.
+    static func answered(in worker: Worker, causationID: String?, envelope: [UInt8]?, client: [UInt8]) -> String? {
+        if let causationID {
             // A reply names its request by causation id; a worker echoing the request's envelope, by message id.
-            let key = worker.inFlight[envelope.causationID] != nil ? envelope.causationID : envelope.messageID
+            if worker.inFlight[causationID] != nil { return causationID }
             // Naming none in flight, it is late or repeated (a re-executed handler's second answer):
             // matched by address, it would answer another request of the same client.
+            guard let key = envelope.flatMap({ try? Envelope(decoding: $0) })?.messageID else { return nil }
             return worker.inFlight[key] != nil ? key : nil
         }
         // By the address the worker was given, when exactly one request in flight has it.

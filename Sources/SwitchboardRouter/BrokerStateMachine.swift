@@ -231,7 +231,7 @@ struct BrokerStateMachine {
             }
             if reattach(messageID, run: runID, to: client, framing: framing) { return }
             // A new native request may carry the events its sender emitted before sending it.
-            guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
+            guard let carried = Self.takeEmitted(from: body, announced: envelope.headers[EmittedEvent.headerName]) else {
                 invalidMessages += 1
                 return reject(client, service: service, framing: framing, native: true, messageID: messageID,
                               runID: runID, code: "malformed_event",
@@ -366,8 +366,11 @@ struct BrokerStateMachine {
             return
         }
         worker.expiresAt = now.milliseconds + livenessWindow
-        let envelope = worker.native ? body.first.flatMap { try? Envelope(decoding: $0) } : nil
-        guard let key = Self.answered(in: worker, envelope: envelope, client: client),
+        // Only the ids and the count of emitted events are read: no dictionary for every reply.
+        let reply = worker.native ? body.first.flatMap {
+            try? Envelope.causationID(andHeader: EmittedEvent.headerName, decoding: $0)
+        } : nil
+        guard let key = Self.answered(in: worker, causationID: reply?.causationID, envelope: body.first, client: client),
               let request = worker.inFlight[key]
         else {
             workers[identity] = worker
@@ -384,8 +387,8 @@ struct BrokerStateMachine {
         }
         var body = body
         var emitted: [EmittedEvent] = []
-        if let envelope {
-            guard let carried = Self.takeEmitted(from: body, envelope: envelope) else {
+        if let reply {
+            guard let carried = Self.takeEmitted(from: body, announced: reply.header) else {
                 invalidMessages += 1
                 keepsPlace = false
                 return fail(request, code: "malformed_event",

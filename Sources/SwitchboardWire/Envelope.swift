@@ -143,22 +143,24 @@ public struct Envelope: Sendable, Hashable {
     /// string: replay reads the status of every logged reply. Keys are compared byte for byte, as
     /// the dictionary compares ASCII keys.
     public static func header(_ name: String, decoding frame: [UInt8]) throws -> String? {
-        var name = name
-        return try name.withUTF8 { wanted in
-            try frame.withUnsafeBytes { raw in
-                var reader = try Reader(headersOf: raw)
-                var found: UnsafeRawBufferPointer?
-                let count = Int(try reader.integer(UInt16.self))
-                for _ in 0..<count {
-                    let key = try reader.text(Int(try reader.integer(UInt8.self)))
-                    let value = try reader.text(Int(try reader.integer(UInt16.self)))
-                    // The last of a repeated key wins, as in the decoded headers.
-                    if key.elementsEqual(UnsafeRawBufferPointer(wanted)) { found = value }
-                }
-                guard reader.isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
-                // `text` checked the value as UTF-8 already.
-                return found.map { String(decoding: $0, as: UTF8.self) }
-            }
+        try frame.withUnsafeBytes { raw in
+            var reader = try Reader(headersOf: raw)
+            return try reader.header(name)
+        }
+    }
+
+    /// The causation id of an envelope frame and the value of one of its headers (nil when absent),
+    /// as ``init(decoding:)`` reads them but making no other string and no dictionary: a host reads
+    /// these two of every reply to its asks. Throws ``WireError/Code/malformed`` as it does.
+    public static func causationID(andHeader name: String, decoding frame: [UInt8]) throws
+        -> (causationID: String, header: String?)
+    {
+        try frame.withUnsafeBytes { raw in
+            var reader = try Reader(envelope: raw)
+            for _ in 0..<2 { _ = try reader.text(Int(try reader.integer(UInt8.self))) }
+            let causationID = try reader.shortString()
+            _ = try reader.take(12)  // attempt and deadline
+            return (causationID, try reader.header(name))
         }
     }
 
@@ -320,6 +322,25 @@ public struct Envelope: Sendable, Hashable {
             }
             guard isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
             return headers
+        }
+
+        /// The value of header `name` among the header count and headers that end a frame; the
+        /// last of a repeated key wins, as in the decoded headers. Keys are compared byte for byte,
+        /// as the dictionary compares ASCII keys.
+        mutating func header(_ name: String) throws -> String? {
+            var name = name
+            return try name.withUTF8 { wanted in
+                var found: UnsafeRawBufferPointer?
+                let count = Int(try integer(UInt16.self))
+                for _ in 0..<count {
+                    let key = try text(Int(try integer(UInt8.self)))
+                    let value = try text(Int(try integer(UInt16.self)))
+                    if key.elementsEqual(UnsafeRawBufferPointer(wanted)) { found = value }
+                }
+                guard isAtEnd else { throw WireError(.malformed, "envelope has trailing bytes") }
+                // `text` checked the value as UTF-8 already.
+                return found.map { String(decoding: $0, as: UTF8.self) }
+            }
         }
 
         var isAtEnd: Bool { index == bytes.count }

@@ -280,6 +280,24 @@ import TestSupport
         #expect(try MDPCodec.decodeClientReply(sentTo(again, "c9")[0]).body.last == [22])
     }
 
+    /// A native worker that answers with the envelope it was sent (the request's id, no causation
+    /// id) answers that request: the id is read when the causation id names none in flight.
+    @Test mutating func aNativeReplyCarryingTheRequestsOwnEnvelopeAnswersIt() throws {
+        let metadata = WorkerMetadata(version: "1", configDigest: "", capacity: 4).encoded()
+        _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))
+        let envelope = try Envelope(messageID: "run-e/start", runID: "run-e").encoded()
+        let dispatched = send("c1", MDPCodec.clientRequest(service: "agent", body: [envelope, [1]]))
+        let sent = try MDPCodec.decodeForWorker(try #require(sentTo(dispatched, "w1").first))
+        #expect(try Envelope(decoding: sent.body[0]).causationID.isEmpty)
+        let done = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [sent.body[0], [9]]))
+        #expect(done.events.map(\.type) == ["reply.final"] && done.events.map(\.causationID) == ["run-e/start"])
+        #expect(try MDPCodec.decodeClientReply(try #require(sentTo(done, "c1").first)).body.last == [9])
+        // Again: nothing in flight has that id now.
+        let again = send("w1", MDPCodec.workerReply(.workerFinal, client: Array("c1".utf8), body: [sent.body[0], [9]]))
+        #expect(again.events.isEmpty && sentTo(again, "c1").isEmpty)
+        #expect(machine.duplicateReplies == 1)
+    }
+
     @Test mutating func aNativeReplyNamingNoRequestInFlightAnswersNoOtherRequestOfTheClient() throws {
         let metadata = WorkerMetadata(version: "1", configDigest: "", capacity: 4).encoded()
         _ = send("w1", MDPCodec.workerReady(service: "agent", metadata: metadata))

@@ -155,18 +155,28 @@ import Testing
     @Test(arguments: [[:], ["status": "error"], ["emit": "1", "status": "ok", "time": "5"], ["key": "k"],
                       ["status": "\u{E9}t\u{E9}", "zz": String(repeating: "v", count: 300)]])
     func oneHeaderIsReadAsTheDecodedHeadersHoldIt(headers: [String: String]) throws {
-        let bytes = try Envelope(messageID: "m-1", runID: "run-\u{E9}", causationID: "c", headers: headers).encoded()
+        let bytes = try Envelope(messageID: "m-\u{E9}", runID: "run-\u{E9}", causationID: "c-\u{E9}", headers: headers)
+            .encoded()
         #expect(try Envelope.header("status", decoding: bytes) == headers["status"])
         #expect(try Envelope.header("statu", decoding: bytes) == nil)
+        // With the causation id, as a host reads every reply.
+        let read = try Envelope.causationID(andHeader: "status", decoding: bytes)
+        #expect(read.causationID == "c-\u{E9}" && read.header == headers["status"])
+        #expect(try Envelope.causationID(andHeader: "statu", decoding: bytes).header == nil)
         // A frame the full decoding refuses is refused here too: truncated, trailing bytes, bad UTF-8.
         for length in 0..<bytes.count {
             #expect(throws: WireError.self) { try Envelope.header("status", decoding: Array(bytes.prefix(length))) }
+            #expect(throws: WireError.self) {
+                try Envelope.causationID(andHeader: "status", decoding: Array(bytes.prefix(length)))
+            }
         }
         #expect(throws: WireError.self) { try Envelope.header("status", decoding: bytes + [0]) }
+        #expect(throws: WireError.self) { try Envelope.causationID(andHeader: "status", decoding: bytes + [0]) }
         for index in bytes.indices where bytes[index] >= 0x80 {
             var broken = bytes
             broken[index] = 0xFF
             #expect(throws: WireError.self) { try Envelope(decoding: broken) }
+            #expect(throws: WireError.self) { try Envelope.causationID(andHeader: "status", decoding: broken) }
             #expect(throws: WireError.self) { try Envelope.header("status", decoding: broken) }
         }
     }
