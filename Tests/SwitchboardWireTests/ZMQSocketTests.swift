@@ -59,6 +59,41 @@ import Testing
         #expect(try router.receiveRouted(wait: false) == nil)
     }
 
+    /// Short frames seen again (peer addresses, service names) are handed out as the array kept
+    /// from the last time; whatever shares a slot, every frame holds exactly what was sent.
+    @Test func shortFramesSeenAgainAreSharedAndArriveAsSent() throws {
+        let context = try ZMQContext()
+        let endpoint = "inproc://short-frames-\(UInt64.random(in: 0...UInt64.max))"
+        let router = try ZMQSocket(context, type: .router)
+        try router.bind(endpoint)
+        let dealer = try ZMQSocket(context, type: .dealer)
+        try dealer.setOption(.routingID, Array("peer-3".utf8))
+        try dealer.connect(endpoint)
+        func exchange(_ frames: [[UInt8]]) throws -> (identity: [UInt8], frames: [[UInt8]]) {
+            try dealer.send(frames)
+            #expect(try ZMQSocket.poll([router], timeout: 5000) == [true])
+            return try #require(try router.receiveRouted())
+        }
+        func storage(_ frame: [UInt8]) -> UnsafeRawPointer? { frame.withUnsafeBytes { $0.baseAddress } }
+        let first = try exchange([Array("echo".utf8), Array(repeating: 7, count: 33)])
+        let second = try exchange([Array("echo".utf8), Array(repeating: 7, count: 33)])
+        #expect(second.identity == Array("peer-3".utf8) && second.frames[0] == Array("echo".utf8))
+        #expect(storage(second.identity) == storage(first.identity))
+        #expect(storage(second.frames[0]) == storage(first.frames[0]))
+        // Past the limit for short frames: a frame of its own every time.
+        #expect(second.frames[1] == first.frames[1] && storage(second.frames[1]) != storage(first.frames[1]))
+
+        // Many more distinct short frames than slots, each twice and of every length up to the
+        // limit: slots are taken over, and no frame comes back with another's bytes.
+        let sent = (0..<500).map { index in (0..<(2 + index % 31)).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0) } }
+        for round in 0..<2 {
+            for frame in sent {
+                let received = try exchange([frame])
+                #expect(received.frames == [frame], "round \(round)")
+            }
+        }
+    }
+
     /// A poller kept between polls: readiness is that of the last poll, a socket put in place of
     /// another is the one polled, and sockets past `count` are left out.
     @Test func aPollerKeptBetweenPollsSeesEachSocketItHolds() throws {

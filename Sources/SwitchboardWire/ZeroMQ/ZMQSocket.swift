@@ -30,6 +30,10 @@ public final class ZMQSocket {
     /// one is handed out as that array, not allocated again. One-byte frames always are.
     public var sharedFrames: [[UInt8]] = []
     private static let oneByteFrames: [[UInt8]] = (0...255).map { [UInt8($0)] }
+    /// Short frames received lately (peer addresses, service names), one per slot chosen by a hash
+    /// of their bytes: a frame seen again is handed out as the same array, not allocated again.
+    private var recentShortFrames = [[UInt8]](repeating: [], count: 64)
+    private static let shortFrameLimit = 32
 
     /// Creates a socket whose pending messages are dropped at close (`linger` milliseconds).
     public init(_ context: ZMQContext, type: ZMQSocketType, linger: Int32 = 0) throws {
@@ -178,6 +182,17 @@ public final class ZMQSocket {
                 frame = Self.oneByteFrames[Int(bytes[0])]
             } else if let shared = sharedFrames.first(where: { $0.count == size && $0.elementsEqual(bytes) }) {
                 frame = shared
+            } else if size <= Self.shortFrameLimit {
+                let slot = Self.slot(of: bytes, among: recentShortFrames.count)
+                let seen = recentShortFrames[slot].withUnsafeBytes {
+                    $0.count == size && memcmp($0.baseAddress!, data, size) == 0
+                }
+                if seen {
+                    frame = recentShortFrames[slot]
+                } else {
+                    frame = Array(bytes)
+                    recentShortFrames[slot] = frame
+                }
             } else {
                 frame = Array(bytes)
             }
@@ -185,6 +200,13 @@ public final class ZMQSocket {
             frame = []
         }
         return zmq_msg_more(message) != 0
+    }
+
+    /// FNV-1a of `bytes`, reduced to one of `count` slots (a power of two).
+    private static func slot(of bytes: UnsafeRawBufferPointer, among count: Int) -> Int {
+        var hash: UInt32 = 2_166_136_261
+        for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash & UInt32(count - 1))
     }
 
     /// Waits until one of `sockets` is readable or `timeout` milliseconds pass (-1: forever);
