@@ -26,7 +26,7 @@ enum RouterEvents {
         var fields = FieldsPayload.Writer(capacity: 160 + request.service.utf8.count + request.client.count * 2
                                               + request.body.reduce(0) { $0 + 4 + $1.count })
         fields.string("service", request.service)
-        fields.string("client", hex(request.client))
+        fields.hexString("client", request.client)
         fields.string("framing", request.clientFraming.description)
         fields.integer("attempt", Int(request.attempt))
         fields.frames("body", request.body)
@@ -47,7 +47,7 @@ enum RouterEvents {
         var fields = FieldsPayload.Writer(capacity: 96 + request.service.utf8.count + request.client.count * 2
                                               + body.reduce(0) { $0 + 4 + $1.count })
         fields.string("service", request.service)
-        fields.string("client", hex(request.client))
+        fields.hexString("client", request.client)
         fields.frames("body", body)
         // Read by the run-status projection (RunState.ending).
         if let ends { fields.string("run", ends.rawValue) }

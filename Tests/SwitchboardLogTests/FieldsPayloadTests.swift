@@ -42,6 +42,24 @@ import TestSupport
                          "empty=", "none=[]"])
     }
 
+    /// A hex field is the string `Hex.encode` makes of the bytes, written without making it.
+    @Test(arguments: [[], [0], [0x0F, 0xF0, 0xAB], Array(0...255)] as [[UInt8]])
+    func hexStringsReadAsTheHexOfTheirBytes(bytes: [UInt8]) {
+        var fields = FieldsPayload.Writer()
+        fields.hexString("client", bytes)
+        fields.integer("after", 1)
+        var read: [String] = []
+        let valid = fields.bytes.withUnsafeBytes { raw in
+            FieldsPayload.forEach(in: raw) { field in
+                read.append(field.string ?? field.integer.map(String.init) ?? "?")
+                return true
+            }
+        }
+        #expect(valid && read == [Hex.encode(bytes), "1"])
+        #expect(read.first?.utf8.count == 2 * bytes.count)
+        if bytes == [0x0F, 0xF0, 0xAB] { #expect(read.first == "0ff0ab") }
+    }
+
     @Test func showsAsTheJSONObjectItHolds() throws {
         let json = try #require(Self.sample().withUnsafeBytes(FieldsPayload.json))
         #expect(String(decoding: json, as: UTF8.self)

@@ -67,6 +67,16 @@ package enum FieldsPayload {
             bytes.append(contentsOf: value.utf8)
         }
 
+        /// `value` as a string of lowercase hex digits, written in place: no string is made of it.
+        package mutating func hexString(_ name: StaticString, _ value: [UInt8]) {
+            key(name, .string)
+            length(value.count * 2)
+            for byte in value {
+                bytes.append(Hex.digit(byte >> 4))
+                bytes.append(Hex.digit(byte & 0x0F))
+            }
+        }
+
         package mutating func integer(_ name: StaticString, _ value: Int) {
             key(name, .integer)
             withUnsafeBytes(of: Int64(value).littleEndian) { bytes.append(contentsOf: $0) }
