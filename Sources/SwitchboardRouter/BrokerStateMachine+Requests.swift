@@ -56,6 +56,12 @@ extension BrokerStateMachine {
         var lastUsed: Int64
     }
 
+    /// A pinned instance: a service and an instance key.
+    struct PinKey: Hashable {
+        var service: String
+        var key: String
+    }
+
     /// The key in flight at `worker` of the request a reply answers.
     /// - Parameters:
     ///   - causationID: that of the reply's envelope; nil for a reply without one.
@@ -81,10 +87,10 @@ extension BrokerStateMachine {
         nextPinSweep = now.milliseconds + 60_000
         let oldest = now.milliseconds - Int64(configuration.keyAffinityTimeout)
         // A key with a message still in flight keeps its worker, however long ago it was sent.
-        var busy: Set<String> = []
+        var busy: Set<PinKey> = []
         for worker in workers.values {
             for request in worker.inFlight.values where !request.key.isEmpty {
-                busy.insert(worker.service + "\u{0}" + request.key)
+                busy.insert(PinKey(service: worker.service, key: request.key))
             }
         }
         pins = pins.filter { $0.value.lastUsed >= oldest || busy.contains($0.key) }

@@ -65,7 +65,7 @@ struct BrokerStateMachine {
     var answers: RememberedAnswers
     /// The log's answers, for re-issued asks the memory above has forgotten, and for forks.
     var logAnswers: LogAnswers?
-    var pins: [String: Pin] = [:]
+    var pins: [PinKey: Pin] = [:]
     var nextPinSweep: Int64 = 0
     /// Native requests queued, in flight, held for a paused run, parked for an approval or waiting
     /// on a timer, so that a new request needs no search to learn it is new.
@@ -473,13 +473,14 @@ struct BrokerStateMachine {
         defer { services[name] = service }
         // Requests whose key's worker is busy wait, in order, ahead of the rest of the queue.
         var waiting: [Request] = []
-        var blockedKeys: Set<String> = []
+        var blockedKeys: Set<PinKey> = []
         while service.queued > 0, !service.idle.isEmpty {
             let request = service.queue.removeFirst()
             // The least recently used free worker, unless the request's key is pinned to another.
             var slot = 0
-            let pinKey = request.key.isEmpty ? "" : name + "\u{0}" + request.key
-            if !pinKey.isEmpty {
+            // Of two strings, not one joined: joining allocated for every dispatch.
+            let pinKey = request.key.isEmpty ? nil : PinKey(service: name, key: request.key)
+            if let pinKey {
                 if blockedKeys.contains(pinKey) {
                     waiting.append(request)
                     continue
@@ -505,8 +506,8 @@ struct BrokerStateMachine {
             worker.inFlight[request.messageID] = dispatched
             workers[identity] = worker
             // A key never dispatched (or not for a long while) may be an instance with no history.
-            let unpinned = !pinKey.isEmpty && pins[pinKey] == nil
-            if !pinKey.isEmpty { pins[pinKey] = Pin(worker: identity, lastUsed: now.milliseconds) }
+            let unpinned = pinKey.map { pins[$0] == nil } ?? false
+            if let pinKey { pins[pinKey] = Pin(worker: identity, lastUsed: now.milliseconds) }
             var body = request.body
             if request.native && !worker.native {
                 // A plain MDP worker gets a plain body; the router adds the reply's envelope.
