@@ -149,22 +149,25 @@ public final class RunClient {
                       error: AskError(service: run.service, status: status, frames: body))
     }
 
-    /// Waits until the router has a worker for `service` (asking `mmi.service`); false on timeout.
+    /// Waits until the router has a worker for `service` (asking `mmi.service`); false when
+    /// `timeout` milliseconds pass first, whether or not a router answers meanwhile.
     public func waitForService(_ service: String, timeout: Int) throws -> Bool {
-        var waited = 0
+        // Counted on the clock: waits for an answer that never comes take the time too.
+        let deadline = MonotonicTime.milliseconds() + Int64(max(0, timeout))
         while true {
             try client.send(service: "mmi.service", body: [Array(service.utf8)])
-            while let reply = try client.receive(timeout: 5000) {
+            let wait = { Int(max(1, min(5000, deadline - MonotonicTime.milliseconds()))) }
+            while let reply = try client.receive(timeout: wait()) {
                 guard reply.service == "mmi.service" else {
                     if reply.command == .final { stash.append(reply.body) }
+                    guard MonotonicTime.milliseconds() < deadline else { return false }
                     continue
                 }
                 if reply.body.last == Array("200".utf8) { return true }
                 break
             }
-            guard waited < timeout else { return false }
+            guard MonotonicTime.milliseconds() < deadline else { return false }
             usleep(20_000)
-            waited += 20
         }
     }
 
