@@ -44,6 +44,7 @@ for round in $(seq "$rounds"); do
         $sb router --data "$work/$durability-$inflight-$round" --bind "$endpoint" --durability "$durability" >/dev/null & pids+=($!)
         router=$!
         sleep 0.5
+        alive "$router" "switchboard router on $endpoint"
         $sb agent --router "$endpoint" --agents echo,counter,pipeline --capacity "$places" >/dev/null & agent=$!; pids+=($agent)
         s=$(cpu_snapshot)
         line=$($sb run pipeline --router "$endpoint" --input '{"task":"bench"}' --count "$runs" --concurrency "$inflight")

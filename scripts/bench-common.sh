@@ -11,8 +11,13 @@ work=$(mktemp -d -p "${BENCH_DIR:-$PWD/.build}" "$1.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
+# Stops the benchmark when process $1 ($2 names it) has already exited, as a router that could
+# not bind does: the load after it would wait for it to the end of its timeout.
+alive() { kill -0 "$1" 2>/dev/null || { echo "$2 exited at start (see its error above)" >&2; exit 1; }; }
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
-port=$((20000 + RANDOM % 20000))
+# Below Linux's ephemeral range (32768 and up by default), where a client's own end of a connection
+# may already hold the port a router is about to bind.
+port=$((20000 + RANDOM % 10000))
 # The machine's CPU time in /proc/stat, to tell how much of a measurement the hypervisor took:
 # `s=$(cpu_snapshot)` before, `cpu_share "$s"` after prints busy, idle (I/O wait included) and
 # steal shares.

@@ -25,6 +25,7 @@ for durability in fsync buffered none; do
     rm -rf "$work/$durability"
     $sb router --data "$work/$durability" --bind "$endpoint" --durability "$durability" >/dev/null & router=$!; pids+=($router)
     sleep 0.5
+    alive "$router" "switchboard router on $endpoint"
     s=$(measure "$endpoint"); kill -9 "$router"
     s_rps=$(echo "$s" | field req/s)
     printf '%-26s %10s %10s %10s %7s\n' "switchboard ($durability)" "$s_rps" "$(echo "$s" | field p50_us)" \

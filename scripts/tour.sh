@@ -19,7 +19,8 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
       [ "$started_model" = 1 ] && scripts/local-llm.sh stop >/dev/null' EXIT
 
 echo "== switchboard router (log in $data)"
-port=$((20000 + RANDOM % 20000))
+# Below Linux's ephemeral range, where a connection's own end may already hold the port.
+port=$((20000 + RANDOM % 10000))
 router=tcp://127.0.0.1:$port events=tcp://127.0.0.1:$((port + 1))
 $sb router --data "$data" --bind "$router" --events "$events" --heartbeat 500 & pids+=($!)
 sleep 1
