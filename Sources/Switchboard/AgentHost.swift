@@ -304,12 +304,14 @@ public final class AgentHost: Sendable {
             envelope.headers["status"] = "error"
             payload = [error.body]
         }
-        if !events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(events.count) }
         return (try Self.body(envelope, payload, events), current)
     }
 
-    /// The envelope, the frames and the events of a message, in one array sized once.
+    /// The envelope (announcing the events, when there are any), the frames and the events of a
+    /// message, in one array sized once.
     static func body(_ envelope: Envelope, _ frames: [[UInt8]], _ events: [EmittedEvent]) throws -> [[UInt8]] {
+        var envelope = envelope
+        if !events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(events.count) }
         var body: [[UInt8]] = []
         body.reserveCapacity(1 + frames.count + events.count)
         body.append(try envelope.encoded())

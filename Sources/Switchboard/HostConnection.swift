@@ -128,9 +128,8 @@ final class HostConnection: Sendable {
     /// Sends an ask and waits for its FINAL.
     nonisolated(nonsending) func ask(_ ask: OutgoingAsk, onPartial: (@Sendable (Payload) -> Void)?) async throws
         -> AskReply {
-        var envelope = Envelope(messageID: ask.messageID, runID: ask.runID, causationID: ask.causationID,
+        let envelope = Envelope(messageID: ask.messageID, runID: ask.runID, causationID: ask.causationID,
                                 headers: ask.headers)
-        if !ask.events.isEmpty { envelope.headers[EmittedEvent.headerName] = String(ask.events.count) }
         let body = try AgentHost.body(envelope, ask.frames, ask.events)
         let frames = MDPCodec.clientRequest(service: ask.service, body: body)
         let interval = Int64(askResendInterval)

@@ -77,12 +77,8 @@ public struct EmittedEvent: Sendable, Hashable {
     }
 
     /// Splits the event frames off the end of a native body whose envelope announces them.
+    /// - Parameter announced: the envelope's ``headerName`` header (nil when it has none).
     /// - Returns: the body without them, and the events; nil when the announcement is wrong.
-    public static func split(_ body: [[UInt8]], envelope: Envelope) -> (body: [[UInt8]], events: [EmittedEvent])? {
-        split(body, announced: envelope.headers[headerName])
-    }
-
-    /// As ``split(_:envelope:)``, given the envelope's count header (nil when it has none).
     public static func split(_ body: [[UInt8]], announced: String?) -> (body: [[UInt8]], events: [EmittedEvent])? {
         guard let text = announced else { return (body, []) }
         guard let count = Int(text), count >= 0, count < body.count else { return nil }
